@@ -1,0 +1,55 @@
+"""Artifacts appear whole or not at all: written in a temporary sibling folder,
+renamed into place at the end."""
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+from omnilm.errors import UserError
+
+
+def _tmp_name(final):
+    return final.parent / f".{final.name}.tmp-{os.getpid()}"
+
+
+def remove_stale_temps(final):
+    """Temporary siblings left by a killed run (never visible as an artifact)."""
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_dir(final, force=False, what="output"):
+    """Yield a temporary folder; on success it replaces `final`, on any failure it
+    is deleted and `final` is left exactly as it was."""
+    final = Path(final)
+    if final.exists() and not force:
+        raise UserError(f"{what} {final} already exists; pass --force to replace it")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(final)
+    tmp = _tmp_name(final)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, final)
+
+
+def replace_dir(src, final):
+    """Move `src` to `final`, swapping out any old `final` with the shortest gap."""
+    final = Path(final)
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(src, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_text_atomic(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,77 @@
+"""manifest.json: what each artifact folder is, what made it, from what."""
+import datetime as _dt
+import hashlib
+import json
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from omnilm.errors import UserError
+from omnilm.paths import display
+
+MANIFEST = "manifest.json"
+HASH_LIMIT = 64 * 2**20  # hash inputs up to this size; bigger ones are named by size only
+TRACKED_PACKAGES = ("mlx", "mlx-lm", "transformers", "safetensors", "numpy", "pdfplumber", "streamlit")
+
+
+def sha256_file(path, limit=None):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(path):
+    """path + size (+ sha256 of small files; a folder: its files' sizes, plus its manifest hash)."""
+    p = Path(path)
+    entry = {"path": display(p)}
+    if p.is_file():
+        entry["size"] = p.stat().st_size
+        if entry["size"] <= HASH_LIMIT:
+            entry["sha256"] = sha256_file(p)
+    elif p.is_dir():
+        files = [f for f in sorted(p.rglob("*")) if f.is_file()]
+        entry["size"] = sum(f.stat().st_size for f in files)
+        if (p / MANIFEST).exists():
+            entry["manifest_sha256"] = sha256_file(p / MANIFEST)
+    return entry
+
+
+def package_versions():
+    versions = {"python": sys.version.split()[0]}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def write_manifest(folder, stage, args=None, inputs=None, metrics=None, **extra):
+    args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args or {}).items()} \
+        if args is not None and not isinstance(args, dict) else (args or {})
+    data = {
+        "stage": stage,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "args": args,
+        "inputs": inputs or {},
+        "metrics": metrics or {},
+        "versions": package_versions(),
+    }
+    data.update(extra)
+    path = Path(folder) / MANIFEST
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return data
+
+
+def read_manifest(folder, required=False):
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        if required:
+            raise UserError(f"{display(folder)} has no {MANIFEST}; was it written by this pipeline?")
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{display(path)} is not valid JSON ({e.msg} at line {e.lineno})")
