@@ -69,10 +69,15 @@ def convert_block(raw, src, dst):
         return x.astype(np.float16).tobytes()
     if dst == "BF16":
         u = x.view(np.uint32)
-        rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
-        # NaN must stay NaN (rounding could carry it into infinity)
-        rounded = np.where(np.isnan(x), (u >> 16) | 0x40, rounded)
-        return rounded.astype(np.uint16).tobytes()
+        r = (u >> 16) & 1  # round to nearest even, in place to keep passes few
+        r += 0x7FFF
+        r += u
+        r >>= 16
+        out = r.astype(np.uint16)
+        nan = (u & 0x7FFFFFFF) > 0x7F800000  # keep NaN a NaN (rounding could make it inf)
+        if nan.any():
+            out[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
+        return out.tobytes()
     raise UserError(f"cannot convert tensors to dtype {dst}")
 
 
