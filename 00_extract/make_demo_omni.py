@@ -14,6 +14,7 @@ from omnilm.atomic import staged_dir
 from omnilm.config import make_parser
 from omnilm.demo_omni import build_demo_omni
 from omnilm.errors import run_main
+from omnilm.manifest import fingerprint, write_manifest
 from omnilm.paths import display, models_dir, resolve
 from omnilm.progress import byte_bar
 
@@ -26,6 +27,7 @@ def main():
     output = resolve(args.output) if args.output else models_dir() / "demo-omni"
     with staged_dir(output, force=args.force, what="demo checkpoint") as tmp, byte_bar("writing demo omni") as bar:
         info = build_demo_omni(tmp, progress=bar.update)
+        write_manifest(tmp, "demo_omni", {"output": display(output)}, inputs={"gguf": fingerprint(info["gguf"])}, metrics=info)
     print(f"demo omni checkpoint: {display(output)} ({info['tensors']} tensors in {info['shards']} shards, "
           f"{info['bytes'] / 1e6:.0f} MB) from {info['gguf']}")
 
