@@ -48,3 +48,22 @@ def split_reasoning(text):
 def is_thinking(text):
     """True while a streamed text is still inside an unclosed think block."""
     return _scan(text)[2] > 0
+
+
+def _partial_tag_at_end(text):
+    """Length of a trailing prefix of a tag ("<", "</th"...): the next token may complete it."""
+    for size in range(min(len(CLOSE) - 1, len(text)), 0, -1):
+        tail = text[-size:]
+        if OPEN.startswith(tail) or CLOSE.startswith(tail):
+            return size
+    return 0
+
+
+def split_streaming(text):
+    """(answer, reasoning, thinking) of a text still being streamed. A tag cut in
+    half at the end (tags span several tokens) is held back, so "<thi" never
+    flashes in the answer before it becomes a hidden block."""
+    held = _partial_tag_at_end(text)
+    visible = text[:len(text) - held] if held else text
+    answer, reasoning = split_reasoning(visible)
+    return answer, reasoning, is_thinking(visible)

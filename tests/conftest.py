@@ -74,3 +74,64 @@ def project_root(tmp_path, monkeypatch):
     for d in ("models", "data", "adapters", "results", "logs"):
         (tmp_path / d).mkdir()
     return tmp_path
+
+
+# --- chat app (stage 04) fixtures ---------------------------------------------
+
+def _link_or_copy(src, dst):
+    """Hard link (instant, no extra disk) where the filesystem allows, else a copy."""
+    import os
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def place_model(src, models_folder, name=None):
+    """A model folder inside a project's models/ (real files, not symlinks: the app
+    refuses links that leave models/)."""
+    dst = Path(models_folder) / (name or Path(src).name)
+    shutil.copytree(src, dst, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(".stamp"))
+    return dst
+
+
+def make_lora_adapter(model_dir, out_dir, num_layers=2, rank=4, manifest=None, scale=10.0):
+    """A real mlx-lm LoRA adapter folder for `model_dir` (untrained: lora_b set to
+    small random values so it changes the answers), plus an optional manifest."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm import load
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    model, _ = load(str(model_dir), lazy=True)
+    model.freeze()
+    params = {"rank": rank, "scale": scale, "dropout": 0.0}
+    linear_to_lora_layers(model, num_layers, params)
+    mx.random.seed(1)
+    weights = {k: (mx.random.normal(v.shape) * 0.01 if k.endswith("lora_b") else v)
+               for k, v in tree_flatten(model.trainable_parameters())}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mx.save_safetensors(str(out / "adapters.safetensors"), weights)
+    (out / "adapter_config.json").write_text(json.dumps(
+        {"fine_tune_type": "lora", "num_layers": num_layers, "lora_parameters": params}, indent=2))
+    if manifest is not None:
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+@pytest.fixture
+def chat_project(project_root, demo_text_model, demo_omni_model, tiny_model):
+    """A project root as the pipeline leaves it for the chat app: the demo text model,
+    the omni checkpoint (to be skipped), an SFT adapter for the demo model and a CPT
+    adapter made for the tiny model (incompatible with the demo model)."""
+    models, adapters = project_root / "models", project_root / "adapters"
+    place_model(demo_text_model, models, "demo-omni-Text")
+    place_model(demo_omni_model, models, "demo-omni")
+    make_lora_adapter(demo_text_model, adapters / "demo_paper-sft",
+                      manifest={"stage": "sft", "base_model": "models/demo-omni-Text", "complete": True})
+    make_lora_adapter(tiny_model, adapters / "tiny-cpt",
+                      manifest={"stage": "cpt", "args": {"model": str(tiny_model), "data": "data/cpt/tiny"},
+                                "complete": True})
+    return project_root

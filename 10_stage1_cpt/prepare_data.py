@@ -1,0 +1,176 @@
+"""PDF -> clean text -> chunks measured in the model's tokens -> train/valid for mlx-lm.
+
+Examples:
+  python 10_stage1_cpt/prepare_data.py                       # data/demo_paper.pdf -> data/cpt/demo_paper
+  python 10_stage1_cpt/prepare_data.py --pdf papers/my.pdf --model models/HyperCLOVAX-SEED-Omni-8B-Text
+  python 10_stage1_cpt/prepare_data.py --pdf papers/ --chunk-tokens 1024 --keep-references --force
+
+Text comes from poppler's pdftotext where installed, else pdfplumber (--extractor).
+Cleaning removes (cid:NN) placeholders, ligatures, running headers/footers and page
+numbers, hyphenation across line ends and (unless --keep-references) the references.
+Chunks hold at most --chunk-tokens tokens of the model's tokenizer, cut at paragraph
+or sentence ends, overlapping by about --overlap tokens. A document too short to
+give --min-chunks chunks is cut in smaller chunks (down to 128 tokens) so that
+training and validation both get enough. Output: train.jsonl and valid.jsonl
+({"text"} lines), chunks.jsonl ({"id", "source", "text", "pages", "tokens"}), manifest.json.
+"""
+import json
+import os
+import sys
+
+import omnilm  # noqa: F401  (fast BLAS before mlx)
+from omnilm.atomic import staged_dir
+from omnilm.chunking import make_chunks, split_train_valid
+from omnilm.config import make_parser, resolve_options
+from omnilm.errors import UserError, run_main
+from omnilm.manifest import fingerprint, write_manifest
+from omnilm.paths import data_dir, display, models_dir, resolve
+from omnilm.pdf_text import EXTRACTORS, clean_pages, extract_pages
+from omnilm.progress import bar
+
+DEFAULTS = {"pdf": "data/demo_paper.pdf", "model": "models/demo-omni-Text", "output": None, "chunk_tokens": 512,
+            "overlap": 64, "min_chunks": 8, "valid_fraction": 0.1, "seed": 0, "keep_references": False,
+            "extractor": "auto"}
+SMALLEST_CHUNK = 128
+
+
+def list_pdfs(pdf):
+    if not pdf.exists():
+        raise UserError(f"--pdf {display(pdf)} does not exist")
+    if pdf.is_dir():
+        files = sorted(f for f in pdf.iterdir() if f.suffix.lower() == ".pdf" and f.is_file())
+        if not files:
+            raise UserError(f"--pdf {display(pdf)} is a folder with no .pdf files")
+        return files
+    return [pdf]
+
+
+def load_tokenizer(model):
+    if not (model / "tokenizer.json").exists() and not (model / "tokenizer_config.json").exists():
+        raise UserError(f"--model {display(model)} has no tokenizer files (tokenizer.json); "
+                        f"give the text model folder written by stage 00")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" noise: tokenizer only
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model), trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load the tokenizer of {display(model)}: {str(e).splitlines()[0]}")
+
+
+def read_document(path, extractor, keep_references):
+    """One PDF -> CleanDocument, refusing scanned documents; reports pages without text."""
+    with bar(desc=f"reading {path.name}", unit="page") as progress:
+        raw, used = extract_pages(path, extractor, progress=progress.update)
+    doc = clean_pages(raw, keep_references=keep_references)
+    no_text = [p for p, why in doc.dropped_pages.items() if why.startswith("no text layer")]
+    if len(no_text) == doc.pages:
+        raise UserError(f"{display(path)} has no text layer on any of its {doc.pages} pages (a scanned document?); "
+                        f"run OCR first, e.g. ocrmypdf in.pdf out.pdf")
+    if no_text:
+        print(f"warning: {display(path)}: {len(no_text)} of {doc.pages} pages have no text layer and are skipped "
+              f"(pages {', '.join(map(str, no_text))})", file=sys.stderr)
+    return doc, used
+
+
+def chunk_documents(docs, count_tokens, chunk_tokens, overlap, min_chunks):
+    """Chunks of every document (none straddles two); smaller chunks for a short corpus.
+    Returns (chunks, chunk size used)."""
+    size = chunk_tokens
+    while True:
+        chunks = []
+        for path, doc in docs:
+            for c in make_chunks(doc.paragraphs, count_tokens, size, overlap * size // chunk_tokens):
+                chunks.append({"id": f"{path.stem}-{len(chunks):04d}", "source": path.name, **c})
+        if len(chunks) >= min_chunks or size // 2 < SMALLEST_CHUNK:
+            return chunks, size
+        size //= 2
+
+
+def write_jsonl(path, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def main():
+    p = make_parser(__doc__)
+    p.add_argument("--pdf", help="a PDF file or a folder of PDFs (default: data/demo_paper.pdf)")
+    p.add_argument("--model", help="model folder whose tokenizer measures the chunks (default: models/demo-omni-Text)")
+    p.add_argument("--output", help="output folder (default: data/cpt/<pdf stem or folder name>)")
+    p.add_argument("--chunk-tokens", type=int, help="most tokens in a chunk (default 512)")
+    p.add_argument("--overlap", type=int, help="tokens a chunk repeats from the one before (default 64)")
+    p.add_argument("--min-chunks", type=int, help="halve the chunk size (down to 128) until the corpus gives "
+                                                  "this many chunks; 0 keeps --chunk-tokens (default 8)")
+    p.add_argument("--valid-fraction", type=float, help="share of chunks for validation, at least one (default 0.1)")
+    p.add_argument("--seed", type=int, help="seed of the train/valid split (default 0)")
+    p.add_argument("--keep-references", action="store_true", default=None, help="keep the references section")
+    p.add_argument("--extractor", choices=EXTRACTORS, help="auto (pdftotext if installed, else pdfplumber)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--config", help="YAML file with these options (section: prepare)")
+    args = resolve_options(p.parse_args(), DEFAULTS, section="prepare")
+    if not 0 < args.valid_fraction < 1:
+        raise UserError(f"--valid-fraction {args.valid_fraction} must be between 0 and 1")
+    if args.chunk_tokens < SMALLEST_CHUNK or not 0 <= args.overlap < args.chunk_tokens // 2:
+        raise UserError(f"--chunk-tokens must be >= {SMALLEST_CHUNK} and --overlap below half of it")
+
+    pdf = resolve(args.pdf)
+    files = list_pdfs(pdf)
+    stem = pdf.name if pdf.is_dir() else pdf.stem
+    output = resolve(args.output) if args.output else data_dir() / "cpt" / stem
+    if output.exists() and not args.force:
+        raise UserError(f"output {display(output)} already exists; pass --force to replace it")
+    model = resolve(args.model)
+    if not model.is_dir():
+        hint = " (build it: python 00_extract/extract_text_backbone.py)" if model.parent == models_dir() else ""
+        raise UserError(f"--model {display(model)} does not exist{hint}")
+
+    docs, extractors = [], set()
+    for path in files:
+        doc, used = read_document(path, args.extractor, args.keep_references)
+        docs.append((path, doc))
+        extractors.add(used)
+    tokenizer = load_tokenizer(model)
+
+    def count_tokens(text):
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    chunks, size = chunk_documents(docs, count_tokens, args.chunk_tokens, args.overlap, args.min_chunks)
+    tokens = sum(count_tokens(doc.text) for _, doc in docs)
+    if len(chunks) < 2:
+        raise UserError(f"{display(pdf)} is too short to split into train and valid: its {tokens} tokens of clean "
+                        f"text make {len(chunks)} chunk(s); give a longer document")
+    train_idx, valid_idx = split_train_valid(len(chunks), args.valid_fraction, args.seed)
+
+    pages_dropped = [{"file": path.name, "page": page, "reason": why}
+                     for path, doc in docs for page, why in sorted(doc.dropped_pages.items())]
+    cleaning = {}
+    for _, doc in docs:
+        for key, n in doc.stats.items():
+            cleaning[key] = cleaning.get(key, 0) + n
+    metrics = {
+        "files": len(files), "pages": sum(doc.pages for _, doc in docs),
+        "pages_used": sum(doc.pages for _, doc in docs) - len(pages_dropped), "pages_dropped": pages_dropped,
+        "characters": sum(len(doc.text) for _, doc in docs), "tokens": tokens, "chunk_tokens": size,
+        "chunks": len(chunks), "train_chunks": len(train_idx), "valid_chunks": len(valid_idx),
+        "train_tokens": sum(chunks[i]["tokens"] for i in train_idx),
+        "valid_tokens": sum(chunks[i]["tokens"] for i in valid_idx),
+        "extractor": ", ".join(sorted(extractors)), "cleaning": cleaning,
+    }
+    args.pdf, args.model, args.output = display(pdf), display(model), display(output)
+    with staged_dir(output, force=args.force, what="output") as tmp:
+        write_jsonl(tmp / "train.jsonl", ({"text": chunks[i]["text"]} for i in train_idx))
+        write_jsonl(tmp / "valid.jsonl", ({"text": chunks[i]["text"]} for i in valid_idx))
+        write_jsonl(tmp / "chunks.jsonl", ({**c, "split": "valid" if i in valid_idx else "train"}
+                                           for i, c in enumerate(chunks)))
+        inputs = {f"pdf:{path.name}": fingerprint(path) for path in files}
+        inputs["tokenizer"] = fingerprint(model / "tokenizer.json")
+        write_manifest(tmp, "prepare", args, inputs=inputs, metrics=metrics)
+    resized = f" (shrunk from {args.chunk_tokens} to reach {args.min_chunks} chunks)" if size != args.chunk_tokens else ""
+    print(f"{metrics['pages_used']}/{metrics['pages']} pages, {metrics['characters']:,} chars, {tokens:,} tokens -> "
+          f"{len(chunks)} chunks of <= {size} tokens{resized}: {len(train_idx)} train / {len(valid_idx)} valid "
+          f"[{metrics['extractor']}] -> {display(output)}")
+
+
+if __name__ == "__main__":
+    run_main(main)

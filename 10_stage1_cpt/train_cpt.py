@@ -1,0 +1,39 @@
+"""Continued pretraining (stage 1): LoRA on the paper's text, early stopping on the best validation loss.
+
+Examples:
+  python 10_stage1_cpt/train_cpt.py                       # data/cpt/demo_paper -> adapters/demo_paper-cpt
+  python 10_stage1_cpt/train_cpt.py --resume              # continue an interrupted run where it stopped
+  python 10_stage1_cpt/train_cpt.py --data data/cpt/paper --model models/X-Text-4bit --config configs/x.yaml
+  mlx.launch --backend ring -n 2 --hosts 127.0.0.1 python 10_stage1_cpt/train_cpt.py --force
+                                                          # data-parallel, 2 processes (--batch-size is per process)
+
+Runs mlx-lm's trainer. adapters.safetensors holds the weights with the BEST
+validation loss (last_adapters.safetensors the last ones), so
+`mlx_lm.generate --model <base> --adapter-path adapters/demo_paper-cpt` works as is;
+losses.csv / losses.png show the curves; manifest.json (written last) names the base.
+Base model by default: the model named in the data's manifest (the float text model)
+on CPU, where QLoRA is about 30x slower; its -4bit sibling (QLoRA) on a GPU.
+"""
+import omnilm  # noqa: F401  (fast BLAS before mlx)
+from omnilm.config import make_parser, resolve_options
+from omnilm.errors import run_main
+from omnilm.training import add_training_arguments, train_adapter
+
+DEFAULTS = {
+    "model": None, "data": None, "adapter_path": None,
+    "num_layers": 16, "rank": 16, "scale": 20.0, "dropout": 0.0,
+    "learning_rate": 2e-4, "batch_size": 1, "epochs": 4, "iters": None,
+    "eval_every": None, "report_every": None, "patience": 2, "min_delta": 0.01,
+    "max_seq_length": 1024, "seed": 0, "grad_checkpoint": False,
+}
+
+
+def main():
+    p = make_parser(__doc__)
+    add_training_arguments(p, "cpt")
+    args = resolve_options(p.parse_args(), DEFAULTS, section="cpt")
+    train_adapter("cpt", args)
+
+
+if __name__ == "__main__":
+    run_main(main)

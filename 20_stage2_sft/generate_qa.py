@@ -1,0 +1,195 @@
+"""Question/answer pairs from the document's chunks -> SFT chat data (train/valid).
+
+Examples:
+  python 20_stage2_sft/generate_qa.py                      # data/cpt/demo_paper -> data/sft/demo_paper, CPT model
+  python 20_stage2_sft/generate_qa.py --chunks data/cpt/mypaper --adapter adapters/mypaper-cpt --force
+  python 20_stage2_sft/generate_qa.py --per-chunk 0        # rule-mined + golden pairs only, no model
+  python 20_stage2_sft/generate_qa.py --model models/demo-omni-Text --adapter none --per-chunk 3
+
+Pairs come from three sources, each tagged in pairs.jsonl:
+  golden  20_stage2_sft/golden.jsonl, hand-written; always in train
+  rule    definitions and acronym expansions mined from the text (no model needed)
+  model   the CPT model (base model + --adapter, default adapters/<stem>-cpt), asked in
+          batches through its chat template (reasoning skipped), parsed strictly
+Every candidate passes filters (length, prompt leakage/format debris, chunk-dependent
+wording, grounding in its chunk) and near-duplicate removal; questions that
+near-duplicate an evaluation `paraphrase` question (30_evaluation/questions.jsonl) are
+held out. Kept pairs are asked with and without the document's name. Output:
+train.jsonl / valid.jsonl ({"messages"}), pairs.jsonl, dropped.jsonl (with reasons),
+manifest.json (counts by reason, generation throughput).
+"""
+import omnilm  # noqa: F401  (fast BLAS before mlx)
+
+from omnilm.atomic import staged_dir
+from omnilm.config import make_parser, resolve_options
+from omnilm.errors import UserError, run_main
+from omnilm.manifest import fingerprint, read_manifest, write_manifest
+from omnilm.paths import REPO_DIR, adapters_dir, data_dir, display, models_dir, resolve
+from omnilm.progress import bar
+from omnilm.sft_data import (build_pairs, counts, load_golden, load_heldout_questions, read_jsonl,
+                             split_train_valid, to_messages, write_jsonl)
+
+DEFAULTS = {"chunks": None, "model": None, "adapter": None, "per_chunk": 2, "output": None,
+            "golden": str(REPO_DIR / "20_stage2_sft" / "golden.jsonl"),
+            "questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl"),
+            "max_tokens": 80, "batch_size": 16, "temp": 0.0, "seed": 0, "valid_fraction": 0.1,
+            "min_overlap": 0.8, "context_name": None}
+
+
+def load_chunks(folder):
+    path = folder / "chunks.jsonl"
+    if not path.is_file():
+        raise UserError(f"{display(folder)} has no chunks.jsonl (run 10_stage1_cpt/prepare_data.py first)")
+    chunks = read_jsonl(path, "chunks")
+    for n, c in enumerate(chunks):
+        if not isinstance(c.get("text"), str) or not c["text"].strip():
+            raise UserError(f"chunks {display(path)} entry {n + 1} has no \"text\"")
+        c.setdefault("id", n)
+    if not chunks:
+        raise UserError(f"chunks {display(path)} is empty")
+    return chunks
+
+
+def _path_in(value):
+    return value.get("path") if isinstance(value, dict) else value
+
+
+def choose_model(args, stem):
+    """(model dir, adapter dir or None, note): the CPT adapter and the base it was trained on."""
+    if args.adapter and str(args.adapter).lower() == "none":
+        adapter = None
+    elif args.adapter:
+        adapter = resolve(args.adapter)
+        if not (adapter / "adapters.safetensors").is_file():
+            raise UserError(f"--adapter {args.adapter} is not an adapter folder (no adapters.safetensors)")
+    else:
+        default = adapters_dir() / f"{stem}-cpt"
+        adapter = default if (default / "adapters.safetensors").is_file() else None
+    note = "" if adapter or args.adapter else f"no CPT adapter at {display(adapters_dir() / f'{stem}-cpt')}; using the base model"
+    if args.model:
+        model = resolve(args.model)
+    else:
+        m = read_manifest(adapter) if adapter else {}
+        named = _path_in(m.get("base_model")) or _path_in(m.get("args", {}).get("model")) or _path_in(m.get("model"))
+        model = resolve(named) if named else models_dir() / "demo-omni-Text"
+    return model, adapter, note
+
+
+def model_candidates(args, chunks, model_dir, adapter):
+    """Parsed model pairs (and one dropped record per unparseable output) + throughput."""
+    from omnilm.chat import load_model
+    from omnilm.qa_generation import build_prompts, generate_batched, parse_qa
+
+    model, tokenizer = load_model(model_dir, adapter)
+    jobs = build_prompts(tokenizer, chunks, args.per_chunk)
+    with bar(desc="generating Q&A", total=len(jobs), unit="prompt") as b:
+        run = generate_batched(model, tokenizer, [j["prompt"] for j in jobs], max_tokens=args.max_tokens,
+                               batch_size=args.batch_size, temp=args.temp, seed=args.seed, bar=b)
+    candidates = []
+    for job, text, cut in zip(jobs, run.texts, run.truncated):
+        tags = {"source": "model", "style": job["style"], "chunk_id": job["chunk_id"], "pages": job["pages"]}
+        parsed = parse_qa(text, truncated=cut)
+        if not parsed.pairs:
+            candidates.append(dict(tags, question=None, answer=None, raw=text, reason="malformed", detail=parsed.error))
+        candidates += [dict(tags, question=q, answer=a) for q, a in parsed.pairs]
+    throughput = {"prompts": len(jobs), "prompt_tokens": run.prompt_tokens, "generated_tokens": run.generated_tokens,
+                  "seconds": round(run.seconds, 2), "tokens_per_second": round(run.tokens_per_second, 2),
+                  "batch_size": args.batch_size, **run.stats}
+    return candidates, throughput, tokenizer
+
+
+def rendered_tokens(tokenizer, rows):
+    """Longest example in the model's own chat template (what the trainer will see)."""
+    return max((len(tokenizer.apply_chat_template(r["messages"], tokenize=True)) for r in rows), default=0)
+
+
+def main():
+    p = make_parser(__doc__)
+    p.add_argument("--chunks", help="stage-10 data folder holding chunks.jsonl (default data/cpt/demo_paper)")
+    p.add_argument("--model", help="model folder (default: the adapter's base model, else models/demo-omni-Text)")
+    p.add_argument("--adapter", help="adapter folder, or 'none' (default adapters/<stem>-cpt when present)")
+    p.add_argument("--per-chunk", type=int, help="model prompts per chunk, 0 = no model (default 2)")
+    p.add_argument("--output", help="SFT data folder (default data/sft/<stem>)")
+    p.add_argument("--golden", help="hand-written pairs, always in train (default 20_stage2_sft/golden.jsonl)")
+    p.add_argument("--questions", help="evaluation questions; `paraphrase` ones are held out (default 30_evaluation/questions.jsonl)")
+    p.add_argument("--max-tokens", type=int, help="tokens generated per prompt (default 80)")
+    p.add_argument("--batch-size", type=int, help="prompts decoded together (default 16)")
+    p.add_argument("--temp", type=float, help="sampling temperature, 0 = greedy (default 0)")
+    p.add_argument("--seed", type=int, help="seed for sampling and the train/valid split (default 0)")
+    p.add_argument("--valid-fraction", type=float, help="share of non-golden pairs for validation (default 0.1)")
+    p.add_argument("--min-overlap", type=float, help="share of an answer's content words found in its chunk (default 0.8)")
+    p.add_argument("--context-name", help="the document's name used in question variants (default: from its title)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--config", help="YAML file with these options (section: qa)")
+    args = resolve_options(p.parse_args(), DEFAULTS, section="qa")
+    if args.per_chunk < 0 or not 0 <= args.valid_fraction < 1:
+        raise UserError("--per-chunk must be >= 0 and --valid-fraction in [0, 1)")
+
+    from omnilm.qa_mining import context_name, find_acronyms, mine_chunk
+
+    chunks_dir = resolve(args.chunks) if args.chunks else data_dir() / "cpt" / "demo_paper"
+    chunks = load_chunks(chunks_dir)
+    stem = chunks_dir.name
+    output = resolve(args.output) if args.output else data_dir() / "sft" / stem
+    golden_path, questions_path = resolve(args.golden), resolve(args.questions)
+    golden = load_golden(golden_path) if golden_path.is_file() else []
+    heldout = load_heldout_questions(questions_path) if questions_path.is_file() else []
+    if not golden:
+        print(f"note: no golden pairs ({display(golden_path)} missing or empty)")
+    context = args.context_name or context_name(chunks)
+
+    acronyms = find_acronyms("\n\n".join(c["text"] for c in chunks))
+    candidates = [pair for c in chunks for pair in mine_chunk(c, acronyms)]
+    throughput, tokenizer, model_dir, adapter = {}, None, None, None
+    if args.per_chunk:
+        model_dir, adapter, note = choose_model(args, stem)
+        if note:
+            print(f"note: {note}")
+        print(f"generating with {display(model_dir)}" + (f" + {display(adapter)}" if adapter else ""))
+        generated, throughput, tokenizer = model_candidates(args, chunks, model_dir, adapter)
+        candidates += generated
+
+    chunk_texts = {c["id"]: c["text"] for c in chunks}
+    kept, dropped = build_pairs(golden, candidates, chunk_texts, heldout, context, args.min_overlap)
+    held_golden = [d["question"] for d in dropped if d["source"] == "golden" and d["variant"] == "plain"
+                   and d["reason"] == "heldout_for_eval"]
+    if held_golden:
+        print(f"warning: golden pairs near-duplicating evaluation paraphrases were held out: {held_golden}")
+    if not kept:
+        raise UserError(f"no pair survived the filters for {display(chunks_dir)}; see the reasons with --per-chunk and golden.jsonl")
+    train, valid, overlap = split_train_valid(kept, args.valid_fraction, args.seed)
+    train_rows, valid_rows = [to_messages(p) for p in train], [to_messages(p) for p in valid]
+    metrics = counts(kept, dropped, train, valid)
+    metrics["candidates_by_source"] = {s: sum(c["source"] == s for c in candidates) for s in ("rule", "model")}
+    metrics["candidates_by_source"]["golden"] = len(golden)
+    metrics["heldout_questions"] = len(heldout)
+    if tokenizer is not None:
+        metrics["longest_example_tokens"] = rendered_tokens(tokenizer, train_rows + valid_rows)
+
+    inputs = {"chunks": fingerprint(chunks_dir / "chunks.jsonl"), "chunks_manifest": fingerprint(chunks_dir)}
+    for name, path in (("golden", golden_path), ("questions", questions_path)):
+        if path.is_file():
+            inputs[name] = fingerprint(path)
+    if model_dir:
+        inputs["model"] = fingerprint(model_dir)
+    if adapter:
+        inputs["adapter"] = fingerprint(adapter)
+    with staged_dir(output, force=args.force, what="output") as tmp:
+        write_jsonl(tmp / "train.jsonl", train_rows)
+        write_jsonl(tmp / "valid.jsonl", valid_rows)
+        write_jsonl(tmp / "pairs.jsonl", kept)
+        write_jsonl(tmp / "dropped.jsonl", dropped)
+        write_manifest(tmp, "qa", args, inputs=inputs, metrics=metrics, generation=throughput,
+                       context_name=context, acronyms=acronyms, valid_overlaps_train=overlap,
+                       model=display(model_dir) if model_dir else None,
+                       adapter=display(adapter) if adapter else None)
+
+    by_source = ", ".join(f"{n} {s}" for s, n in metrics["kept_by_source"].items())
+    reasons = ", ".join(f"{n} {r}" for r, n in sorted(metrics["dropped_by_reason"].items())) or "none"
+    speed = f"; generation {throughput['tokens_per_second']} tok/s over {throughput['prompts']} prompts" if throughput else ""
+    print(f"SFT data: {display(output)}: {len(train)} train / {len(valid)} valid ({by_source}); "
+          f"dropped {len(dropped)} ({reasons}){speed}")
+
+
+if __name__ == "__main__":
+    run_main(main)

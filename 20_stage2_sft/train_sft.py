@@ -1,0 +1,42 @@
+"""Supervised fine-tuning (stage 2): continue the CPT adapter on question/answer chats, answers only.
+
+Examples:
+  python 20_stage2_sft/train_sft.py                       # data/sft/demo_paper + adapters/demo_paper-cpt -> adapters/demo_paper-sft
+  python 20_stage2_sft/train_sft.py --resume              # continue an interrupted run where it stopped
+  python 20_stage2_sft/train_sft.py --init-adapter none --num-layers 16 --rank 16 --scale 20 --dropout 0
+  python 20_stage2_sft/train_sft.py --data data/sft/paper --init-adapter adapters/paper-cpt --config configs/x.yaml
+
+The same trainer as CPT (early stopping on the best validation loss, resume,
+losses.csv/png). Rows are {"messages": [...]} rendered with the model's own chat
+template; the loss covers only the last assistant answer (the prompt, including the
+template's empty <think></think> block, is masked). The LoRA shape and the base model
+come from the init adapter, whose weights are the starting point; manifest.json
+names it under "continued_from".
+"""
+import omnilm  # noqa: F401  (fast BLAS before mlx)
+from omnilm.config import make_parser, resolve_options
+from omnilm.errors import run_main
+from omnilm.training import add_training_arguments, train_adapter
+
+DEFAULTS = {
+    "model": None, "data": None, "adapter_path": None, "init_adapter": None,
+    "num_layers": None, "rank": None, "scale": None, "dropout": 0.0,  # LoRA shape: the init adapter's
+    "learning_rate": 1e-4, "batch_size": 4, "epochs": 3, "iters": None,
+    "eval_every": None, "report_every": None, "patience": 2, "min_delta": 0.01,
+    "max_seq_length": 1024, "seed": 0, "grad_checkpoint": False, "mask_prompt": True,
+}
+
+
+def main():
+    p = make_parser(__doc__)
+    add_training_arguments(p, "sft")
+    p.add_argument("--init-adapter", help="adapter to start from (default adapters/<data folder name>-cpt; "
+                                          "'none' for fresh LoRA weights)")
+    p.add_argument("--no-mask-prompt", dest="mask_prompt", action="store_const", const=False,
+                   help="train on the whole conversation, not only the answers")
+    args = resolve_options(p.parse_args(), DEFAULTS, section="sft")
+    train_adapter("sft", args)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,155 @@
+"""An adapter folder in mlx-lm's format, plus the state that lets training resume.
+
+Layout (`adapters/<stem>-cpt/`):
+  adapter_config.json        mlx-lm's config (fine_tune_type, num_layers, lora_parameters)
+  adapters.safetensors       the BEST validation weights (what mlx_lm.generate loads)
+  last_adapters.safetensors  the weights at the last evaluation
+  losses.csv, losses.png     training and validation losses
+  resume/                    checkpoint of the last evaluation: weights, optimizer
+                             state, state.json (iteration, best loss, loss history)
+  manifest.json              written last, with "complete": true
+
+A folder without a complete manifest is an unfinished run: the next stage refuses
+it, and `--resume` continues it."""
+import json
+import shutil
+from pathlib import Path
+
+from omnilm.atomic import replace_dir, write_text_atomic
+from omnilm.errors import UserError
+from omnilm.manifest import MANIFEST, read_manifest
+from omnilm.paths import display
+
+CONFIG = "adapter_config.json"
+BEST = "adapters.safetensors"
+LAST = "last_adapters.safetensors"
+LOSSES_CSV = "losses.csv"
+LOSSES_PNG = "losses.png"
+RESUME = "resume"
+STATE = "state.json"
+OPTIMIZER = "optimizer.safetensors"
+OWN_NAMES = (CONFIG, BEST, LAST, LOSSES_CSV, LOSSES_PNG, RESUME, MANIFEST)
+
+
+def is_complete(folder):
+    return bool(read_manifest(folder).get("complete")) if (Path(folder) / MANIFEST).exists() else False
+
+
+def require_finished_adapter(folder, what="adapter"):
+    """A folder another stage may build on: mlx-lm files present, training not half-done."""
+    folder = Path(folder)
+    if not (folder / BEST).exists() or not (folder / CONFIG).exists():
+        raise UserError(f"{what} {display(folder)} is not an adapter folder (needs {CONFIG} and {BEST})")
+    if (folder / RESUME).exists() and not is_complete(folder):
+        raise UserError(f"{what} {display(folder)} is an unfinished training run; "
+                        "finish it first (rerun its training with --resume)")
+    return folder
+
+
+def read_adapter_config(folder):
+    try:
+        return json.loads((Path(folder) / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{display(Path(folder) / CONFIG)} cannot be read: {e}")
+
+
+def write_adapter_config(folder, num_layers, lora_parameters, **extra):
+    config = {"fine_tune_type": "lora", "num_layers": num_layers, "lora_parameters": lora_parameters, **extra}
+    write_text_atomic(Path(folder) / CONFIG, json.dumps(config, indent=2, default=str) + "\n")
+
+
+def save_weights(path, weights):
+    """mx.save_safetensors through a temporary name: a reader never sees half a file."""
+    import os
+
+    import mlx.core as mx
+
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    mx.save_safetensors(str(tmp), weights)
+    os.replace(tmp, path)
+
+
+def clear_folder(folder):
+    """Remove what a previous run of ours left (and nothing else)."""
+    folder = Path(folder)
+    for name in OWN_NAMES:
+        p = folder / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def start_or_resume(folder, setup, resume=False, force=False, log=print):
+    """Decide between a fresh run and continuing an interrupted one.
+
+    Returns the saved state dict to continue from, or None for a fresh start (the
+    folder is then emptied of our files). `setup` holds what must not change
+    between the interrupted run and this one (model, data, LoRA shape, lr...)."""
+    folder = Path(folder)
+    if not folder.exists() or not any(folder.iterdir()):
+        return None
+    ours = any((folder / n).exists() for n in OWN_NAMES)
+    foreign = [p.name for p in folder.iterdir() if p.name not in OWN_NAMES and not p.name.startswith(".")]
+    if not ours or foreign:
+        if not force:
+            raise UserError(f"{display(folder)} already holds other files ({', '.join(foreign[:3]) or 'unknown'}); "
+                            "choose another --adapter-path")
+    if is_complete(folder):
+        if not (resume or force):
+            raise UserError(f"{display(folder)} already holds a finished adapter; pass --force to train it again")
+        log(f"{display(folder)} holds a finished run: training again from the start")
+        clear_folder(folder)
+        return None
+    state = read_checkpoint_state(folder)
+    if force or not resume or state is None:
+        if not (force or resume):
+            raise UserError(f"{display(folder)} holds an unfinished run; pass --resume to continue it "
+                            "or --force to start over")
+        clear_folder(folder)
+        return None
+    changed = sorted(k for k in set(setup) | set(state.get("setup", {}))
+                     if setup.get(k) != state.get("setup", {}).get(k))
+    if changed:
+        log(f"the interrupted run in {display(folder)} used other settings ({', '.join(changed)}): starting over")
+        clear_folder(folder)
+        return None
+    return state
+
+
+def read_checkpoint_state(folder):
+    path = Path(folder) / RESUME / STATE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def save_checkpoint(folder, adapter_weights, optimizer_state, state):
+    """The resume point, replaced as a whole so weights and state always agree."""
+    folder = Path(folder)
+    tmp = folder / f".{RESUME}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    import mlx.core as mx
+
+    mx.save_safetensors(str(tmp / BEST), adapter_weights)
+    if optimizer_state:
+        mx.save_safetensors(str(tmp / OPTIMIZER), optimizer_state)
+    (tmp / STATE).write_text(json.dumps(state, indent=1, default=str) + "\n")
+    replace_dir(tmp, folder / RESUME)
+
+
+def load_checkpoint_arrays(folder):
+    """(adapter weights, optimizer state or {}) saved by save_checkpoint."""
+    import mlx.core as mx
+
+    resume = Path(folder) / RESUME
+    weights = mx.load(str(resume / BEST))
+    optimizer = mx.load(str(resume / OPTIMIZER)) if (resume / OPTIMIZER).exists() else {}
+    return weights, optimizer
+
+
+def drop_checkpoint(folder):
+    shutil.rmtree(Path(folder) / RESUME, ignore_errors=True)

@@ -1,0 +1,236 @@
+"""The whole pipeline, stage after stage, skipping what is already done.
+
+A stage is skipped when its output manifest carries the same pipeline key: a hash
+of the stage's command line and of the manifests of what it reads. Change an
+option or an upstream artifact and that stage (and those after it) run again.
+Training stages resume an interrupted run on their own (--resume)."""
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omnilm.errors import UserError
+from omnilm.manifest import MANIFEST, sha256_file
+from omnilm.paths import REPO_DIR, adapters_dir, data_dir, display, models_dir, results_dir
+
+QUESTIONS = REPO_DIR / "30_evaluation" / "questions.jsonl"
+
+
+@dataclass
+class Stage:
+    name: str
+    script: str
+    args: list
+    reads: list = field(default_factory=list)    # artifact folders/files whose manifests key this stage
+    writes: list = field(default_factory=list)   # manifest files this stage leaves when done
+    title: str = ""
+
+
+def manifest_file(path):
+    path = Path(path)
+    return path / MANIFEST if path.is_dir() or not path.suffix else path
+
+
+def stage_key(stage):
+    h = hashlib.sha256(json.dumps([stage.script, [str(a) for a in stage.args]]).encode())
+    for path in stage.reads:
+        m = manifest_file(path)
+        h.update(str(path).encode())
+        h.update(sha256_file(m).encode() if m.exists() else b"absent")
+    return h.hexdigest()[:16]
+
+
+def is_done(stage, key):
+    """A stage that records nothing (a fast deterministic builder) always runs."""
+    for m in map(manifest_file, stage.writes):
+        try:
+            if json.loads(m.read_text()).get("pipeline_key") != key:
+                return False
+        except (OSError, json.JSONDecodeError):
+            return False
+    return bool(stage.writes)
+
+
+def mark_done(stage, key, seconds):
+    for m in map(manifest_file, stage.writes):
+        data = json.loads(m.read_text())
+        data["pipeline_key"] = key
+        data["pipeline_seconds"] = round(seconds, 1)
+        tmp = m.with_name(m.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        tmp.replace(m)
+
+
+def run_stages(stages, start_from=None, force=False, log=print):
+    """Run (or skip) each stage in order; returns [(name, 'ran'|'skipped', seconds)]."""
+    names = [s.name for s in stages]
+    if start_from and start_from not in names:
+        raise UserError(f"--from {start_from}: no such stage (stages: {', '.join(names)})")
+    rerun_from = names.index(start_from) if start_from else (0 if force else None)
+    done = []
+    for i, stage in enumerate(stages):
+        key = stage_key(stage)
+        if (rerun_from is None or i < rerun_from) and is_done(stage, key):
+            log(f"[{i + 1}/{len(stages)}] {stage.name}: skipped (same inputs and options as the last run)")
+            done.append((stage.name, "skipped", 0.0))
+            continue
+        log(f"\n[{i + 1}/{len(stages)}] {stage.name}: {stage.title}")
+        cmd = [sys.executable, str(REPO_DIR / stage.script), *map(str, stage.args)]
+        log("$ " + " ".join(cmd[1:]))
+        started = time.perf_counter()
+        rc = subprocess.call(cmd, cwd=REPO_DIR)
+        seconds = time.perf_counter() - started
+        if rc != 0:
+            raise StageFailed(stage.name, rc)
+        mark_done(stage, key, seconds)
+        done.append((stage.name, "ran", seconds))
+        log(f"[{i + 1}/{len(stages)}] {stage.name}: done in {seconds:.0f}s")
+    return done
+
+
+class StageFailed(Exception):
+    def __init__(self, name, rc):
+        super().__init__(f"stage {name} failed (exit {rc}); fix the cause and run again: finished stages are skipped")
+        self.rc = rc
+
+
+def demo_plan(source=None, pdf=None, config=None):
+    """The stage list for the demo (no source/pdf) or a user's checkpoint and paper."""
+    cfg = ["--config", config] if config else []
+    demo = source is None
+    source = Path(source) if source else models_dir() / "demo-omni"
+    text = source.parent / f"{source.name}-Text"
+    q8, q4 = text.parent / f"{text.name}-8bit", text.parent / f"{text.name}-4bit"
+    pdf = Path(pdf) if pdf else data_dir() / "demo_paper.pdf"
+    stem = pdf.stem if pdf.is_file() or not pdf.exists() else pdf.name
+    cpt_data, sft_data = data_dir() / "cpt" / stem, data_dir() / "sft" / stem
+    cpt, sft = adapters_dir() / f"{stem}-cpt", adapters_dir() / f"{stem}-sft"
+    bench = results_dir() / "benchmark"
+    stages = []
+    if demo:
+        stages.append(Stage("demo", "00_extract/make_demo_omni.py", ["--output", source, "--force"], writes=[source],
+                            title="build the embedded demo omni checkpoint"))
+        # under a second and byte-identical each time, so it always runs (prepare keys on the PDF's hash)
+        stages.append(Stage("demo-pdf", "10_stage1_cpt/make_demo_pdf.py", ["--output", pdf, "--force"],
+                            title="render the demo paper to PDF"))
+    stages += [
+        Stage("extract", "00_extract/extract_text_backbone.py", ["--source", source, "--output", text, "--force", *cfg],
+              reads=[source if demo else source / "config.json"], writes=[text], title="text backbone out of the omni checkpoint"),
+        Stage("quantize", "01_quantize/quantize.py", ["--model", text, "--bits", "8", "4", "--force", *cfg],
+              reads=[text], writes=[q8, q4], title="8-bit and 4-bit versions"),
+        Stage("prepare", "10_stage1_cpt/prepare_data.py", ["--pdf", pdf, "--model", text, "--output", cpt_data,
+                                                           "--force", *cfg],
+              reads=[pdf, text], writes=[cpt_data], title="PDF -> clean text -> token chunks -> train/valid"),
+        Stage("benchmark", "01_quantize/benchmark.py", ["--models", text, q8, q4, "--output", bench,
+                                                        "--text-file", cpt_data / "valid.jsonl", *cfg],
+              reads=[text, q8, q4, cpt_data], writes=[bench], title="load time, tok/s, memory, perplexity"),
+        Stage("cpt", "10_stage1_cpt/train_cpt.py", ["--data", cpt_data, "--adapter-path", cpt, "--resume", *cfg],
+              reads=[text, q4, cpt_data], writes=[cpt], title="continued pretraining (LoRA, early stopping)"),
+        Stage("qa", "20_stage2_sft/generate_qa.py", ["--chunks", cpt_data, "--adapter", cpt, "--output", sft_data,
+                                                     "--force", *cfg],
+              reads=[cpt_data, cpt, REPO_DIR / "20_stage2_sft" / "golden.jsonl", QUESTIONS], writes=[sft_data],
+              title="question/answer pairs from the chunks"),
+        Stage("sft", "20_stage2_sft/train_sft.py", ["--data", sft_data, "--init-adapter", cpt, "--adapter-path", sft,
+                                                    "--resume", *cfg],
+              reads=[sft_data, cpt], writes=[sft], title="supervised fine-tuning from the CPT adapter"),
+        Stage("eval", "30_evaluation/compare_stages.py",
+              ["--stages", f"base={text}", f"cpt={text}+{cpt}", f"sft={text}+{sft}", *cfg],
+              reads=[text, cpt, sft, QUESTIONS],
+              writes=[results_dir() / "eval.json"], title="base vs CPT vs SFT"),
+    ]
+    return stages
+
+
+def check_user_inputs(source, pdf):
+    """Stop at once, before any stage, on a source or PDF that cannot work."""
+    from omnilm.extract import load_config, text_config_of
+
+    if source is not None:
+        if not Path(source).exists():
+            raise UserError(f"--source {source} does not exist")
+        text_config_of(load_config(source), source)
+    if pdf is not None:
+        pdf = Path(pdf)
+        if not pdf.exists():
+            raise UserError(f"--pdf {pdf} does not exist")
+        if pdf.is_file():
+            with open(pdf, "rb") as f:
+                if f.read(5) != b"%PDF-":
+                    raise UserError(f"--pdf {pdf} is not a PDF file")
+        elif not any(pdf.glob("*.pdf")):
+            raise UserError(f"--pdf {pdf} is a folder with no .pdf files")
+
+
+def main(argv=None):
+    from omnilm.config import make_parser
+    from omnilm.paths import resolve
+
+    p = make_parser(RUN_DOC, prog="run_pipeline.sh")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--source", help="your omni checkpoint folder (default: the embedded demo)")
+    src.add_argument("--hf-repo", help="download the omni checkpoint's language-model shards from the Hub")
+    p.add_argument("--pdf", help="your paper: a PDF file or a folder of PDFs (default: the demo paper)")
+    p.add_argument("--config", help="YAML file setting every stage's options (see configs/)")
+    p.add_argument("--from", dest="start_from", help="rerun from this stage on (names: see --list)")
+    p.add_argument("--force", action="store_true", help="rerun every stage")
+    p.add_argument("--list", action="store_true", help="list the stages and whether each is up to date")
+    args = p.parse_args(argv)
+    source = resolve(args.source) if args.source else None
+    if args.hf_repo:
+        source = models_dir() / args.hf_repo.split("/")[-1]
+    pdf = resolve(args.pdf) if args.pdf else None
+    if (source is None) != (pdf is None):
+        raise UserError("a real run needs both --source (or --hf-repo) and --pdf; with neither it runs the demo")
+    config = str(resolve(args.config)) if args.config else None
+    if config and not Path(config).is_file():
+        raise UserError(f"--config {args.config} does not exist")
+    check_user_inputs(None if args.hf_repo else source, pdf)
+    stages = demo_plan(source, pdf, config)
+    if args.hf_repo:
+        extract = next(s for s in stages if s.name == "extract")
+        extract.args = ["--hf-repo", args.hf_repo, *extract.args]
+    if args.list:
+        for i, s in enumerate(stages, 1):
+            print(f"{i:2}. {s.name:10} {'up to date' if is_done(s, stage_key(s)) else 'to run':11} {s.title}")
+        return 0
+    started = time.perf_counter()
+    try:
+        done = run_stages(stages, start_from=args.start_from, force=args.force)
+    except StageFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.rc or 1
+    from omnilm.report import write_report
+
+    report = write_report(stages)
+    total = time.perf_counter() - started
+    ran = [n for n, what, _ in done if what == "ran"]
+    skipped = [n for n, what, _ in done if what == "skipped"]
+    print(f"\npipeline finished in {total / 60:.1f} min: ran {', '.join(ran) or 'nothing'}"
+          + (f"; skipped {', '.join(skipped)} (up to date)" if skipped else ""))
+    print(f"report: {display(report)}")
+    print("chat with the result:  .venv/bin/streamlit run 04_inference/app.py")
+    return 0
+
+
+RUN_DOC = """Run every stage in order: extract, quantize, prepare the PDF, CPT, Q&A, SFT, evaluate.
+
+Examples:
+  ./run_pipeline.sh                                     # the embedded demo (no download, no GPU)
+  ./run_pipeline.sh --source models/HyperCLOVAX-SEED-Omni-8B --pdf paper.pdf \\
+      --config configs/hyperclovax-seed-omni-8b-16gb.yaml
+  ./run_pipeline.sh --hf-repo naver-hyperclovax/HyperCLOVAX-SEED-Omni-8B --pdf paper.pdf
+  ./run_pipeline.sh --list                              # which stages are up to date
+  ./run_pipeline.sh --from sft                          # rerun SFT and what follows
+
+A stage whose inputs and options did not change since its last run is skipped; a
+training stage interrupted midway resumes where it stopped. Ends with
+results/REPORT.md and the command to chat with the result.
+"""
+
+if __name__ == "__main__":
+    from omnilm.errors import run_main
+
+    run_main(main)

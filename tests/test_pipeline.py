@@ -1,0 +1,131 @@
+"""The top-level pipeline: which stages run, which are skipped, and bad inputs stopping at once."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from omnilm.errors import UserError
+from omnilm.pipeline import Stage, StageFailed, demo_plan, run_stages
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A stage script: appends its name to a run log, then writes its output folder with a manifest.
+STAGE_SCRIPT = """
+import json, sys, pathlib
+out, log, fail = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3] == "fail"
+with open(log, "a") as f:
+    f.write(out.name + "\\n")
+if fail:
+    sys.exit(3)
+out.mkdir(exist_ok=True)
+(out / "manifest.json").write_text(json.dumps({"stage": out.name, "args": sys.argv[4:]}))
+"""
+
+
+@pytest.fixture
+def chain(tmp_path):
+    script = tmp_path / "stage.py"
+    script.write_text(STAGE_SCRIPT)
+    log = tmp_path / "runs.log"
+
+    def make(option="x", fail_b=False):
+        a, b, c = (tmp_path / n for n in ("a", "b", "c"))
+        return [Stage("a", str(script), [a, log, "ok", option], writes=[a]),
+                Stage("b", str(script), [b, log, "fail" if fail_b else "ok"], reads=[a], writes=[b]),
+                Stage("c", str(script), [c, log, "ok"], reads=[b], writes=[c])]
+
+    def runs():
+        return log.read_text().split() if log.exists() else []
+
+    return make, runs
+
+
+def _quiet(*_):
+    pass
+
+
+def test_second_run_skips_everything(chain):
+    make, runs = chain
+    first = run_stages(make(), log=_quiet)
+    assert [what for _, what, _ in first] == ["ran"] * 3 and runs() == ["a", "b", "c"]
+    second = run_stages(make(), log=_quiet)
+    assert [what for _, what, _ in second] == ["skipped"] * 3 and runs() == ["a", "b", "c"]
+
+
+def test_changed_option_reruns_the_stage_and_what_reads_it(chain):
+    make, runs = chain
+    run_stages(make(), log=_quiet)
+    done = run_stages(make(option="y"), log=_quiet)
+    assert [what for _, what, _ in done] == ["ran"] * 3
+    assert runs() == ["a", "b", "c"] * 2
+
+
+def test_from_and_force(chain):
+    make, runs = chain
+    run_stages(make(), log=_quiet)
+    run_stages(make(), start_from="b", log=_quiet)
+    assert runs() == ["a", "b", "c", "b", "c"]
+    run_stages(make(), force=True, log=_quiet)
+    assert runs()[-3:] == ["a", "b", "c"]
+    with pytest.raises(UserError, match="no such stage"):
+        run_stages(make(), start_from="nope", log=_quiet)
+
+
+def test_failed_stage_stops_and_the_rerun_resumes_there(chain, tmp_path):
+    make, runs = chain
+    with pytest.raises(StageFailed, match="stage b failed"):
+        run_stages(make(fail_b=True), log=_quiet)
+    assert runs() == ["a", "b"] and not (tmp_path / "c").exists()
+    done = run_stages(make(), log=_quiet)
+    assert [what for _, what, _ in done] == ["skipped", "ran", "ran"]
+
+
+def test_a_manifest_without_the_key_is_not_taken_as_done(chain, tmp_path):
+    """An output written by hand (or by an interrupted run of another version) is redone."""
+    make, runs = chain
+    run_stages(make(), log=_quiet)
+    m = tmp_path / "b" / "manifest.json"
+    data = json.loads(m.read_text())
+    del data["pipeline_key"]
+    m.write_text(json.dumps(data))
+    done = run_stages(make(), log=_quiet)
+    # b ran again and wrote the same manifest, so c (keyed on b's manifest) stays up to date
+    assert [what for _, what, _ in done] == ["skipped", "ran", "skipped"]
+
+
+def test_demo_plan_chains_each_stage_to_the_previous_outputs(project_root):
+    stages = {s.name: s for s in demo_plan()}
+    assert list(stages)[:3] == ["demo", "demo-pdf", "extract"] and list(stages)[-1] == "eval"
+    written = {str(w) for s in stages.values() for w in s.writes}
+    for name in ("quantize", "benchmark", "cpt", "qa", "sft", "eval"):
+        for read in stages[name].reads:
+            assert str(read) in written or Path(read).is_relative_to(REPO), (name, read)
+
+
+def _pipeline(*args, root):
+    env = {"OMNILM_ROOT": str(root), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "omnilm.pipeline", *args], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=120)
+
+
+def test_bad_pdf_or_source_stops_at_once(project_root, tmp_path):
+    not_pdf = tmp_path / "paper.pdf"
+    not_pdf.write_text("plain text, not a PDF")
+    omni = project_root / "models" / "omni"
+    omni.mkdir()
+    (omni / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    cases = [
+        (["--source", str(omni), "--pdf", str(not_pdf)], "is already a text model"),
+        (["--source", str(tmp_path / "nope"), "--pdf", str(not_pdf)], "does not exist"),
+        (["--pdf", str(not_pdf)], "needs both --source"),
+    ]
+    for args, message in cases:
+        r = _pipeline(*args, root=project_root)
+        assert r.returncode == 2, r.stderr
+        assert message in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    (omni / "config.json").write_text(json.dumps({"model_type": "vlm", "text_config": {"model_type": "llama"}}))
+    r = _pipeline("--source", str(omni), "--pdf", str(not_pdf), root=project_root)
+    assert r.returncode == 2 and "is not a PDF" in r.stderr
+    assert sorted(p.name for p in (project_root / "models").iterdir()) == ["omni"]  # nothing started

@@ -1,0 +1,126 @@
+"""prepare_data.py run as a user runs it: the demo paper end to end, a folder of PDFs,
+and one clear refusal (exit 2, no output) for every kind of bad input."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from omnilm.paths import REPO_DIR
+from omnilm.pdf_writer import Page, render_paper, write_pdf
+
+SCRIPT = REPO_DIR / "10_stage1_cpt" / "prepare_data.py"
+DEMO_MD = (REPO_DIR / "10_stage1_cpt" / "demo_paper.md").read_text()
+
+
+@pytest.fixture
+def root(project_root, demo_text_model):
+    """A project root holding the demo PDF and the demo model's tokenizer where the defaults look."""
+    (project_root / "data" / "demo_paper.pdf").write_bytes(render_paper(DEMO_MD)[0])
+    model = project_root / "models" / "demo-omni-Text"
+    model.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(demo_text_model / name, model / name)
+    return project_root
+
+
+def prepare(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd="/")
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def text_page(lines):
+    page = Page()
+    for n, line in enumerate(lines):
+        page.text(72, 760 - 14 * n, line, size=10)
+    return page
+
+
+def test_demo_paper_with_no_arguments(root):
+    run = prepare()
+    assert run.returncode == 0, run.stderr
+    out = root / "data" / "cpt" / "demo_paper"
+    assert "4/4 pages" in run.stdout and "data/cpt/demo_paper" in run.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["args"]["model"] == "models/demo-omni-Text"
+    m = manifest["metrics"]
+    chunks, train, valid = (read_jsonl(out / f) for f in ("chunks.jsonl", "train.jsonl", "valid.jsonl"))
+    assert len(chunks) == m["chunks"] >= 8 and len(valid) == m["valid_chunks"] >= 1
+    assert len(train) + len(valid) == len(chunks) and m["train_chunks"] == len(train)
+    assert all(set(row) == {"text"} for row in train + valid)
+    assert all(c["tokens"] <= m["chunk_tokens"] and c["pages"] and set(c["pages"]) <= {1, 2, 3, 4} for c in chunks)
+    assert {c["text"] for c in chunks if c["split"] == "valid"} == {row["text"] for row in valid}
+    text = "\n".join(c["text"] for c in chunks)
+    assert "Anchor Token Distillation (ATD)" in text and "12,400 questions" in text and "compresses each" in text
+    assert "Rivera" not in text and "2 of 4" not in text
+    assert m["pages_dropped"] == [] and m["cleaning"]["hyphenations_joined"] >= 3
+
+    again = prepare("--force", "--chunk-tokens", 512, "--min-chunks", 0, "--keep-references",
+                    "--extractor", "pdfplumber", "--seed", 3)
+    assert again.returncode == 0, again.stderr
+    m2 = json.loads((out / "manifest.json").read_text())["metrics"]
+    assert m2["chunk_tokens"] == 512 and m2["chunks"] < m["chunks"] and m2["extractor"] == "pdfplumber"
+    assert "Rivera" in (out / "chunks.jsonl").read_text()
+    assert prepare().returncode == 2  # exists, no --force
+
+
+def test_a_folder_of_pdfs_with_an_image_only_page(root):
+    folder = root / "papers"
+    folder.mkdir()
+    sentence = "The Gated Relevance Router keeps the four most relevant anchor groups out of thirty-two."
+    scan = Page()
+    scan.box(72, 600, 400, 100, 0.4)
+    for n in range(2):
+        pages = [text_page([f"Document {n} page {p}. " + sentence] * 40) for p in range(2)]
+        (folder / f"paper{n}.pdf").write_bytes(write_pdf(pages + ([scan] if n else [])))
+    run = prepare("--pdf", folder, "--chunk-tokens", 256)
+    assert run.returncode == 0, run.stderr
+    assert "1 of 3 pages have no text layer" in run.stderr
+    out = root / "data" / "cpt" / "papers"
+    chunks = read_jsonl(out / "chunks.jsonl")
+    assert {c["source"] for c in chunks} == {"paper0.pdf", "paper1.pdf"}
+    assert all(c["text"].startswith("Document") or c["text"].startswith("The") for c in chunks)
+    m = json.loads((out / "manifest.json").read_text())["metrics"]
+    assert m["pages"] == 5 and m["pages_used"] == 4 and m["files"] == 2
+    assert m["pages_dropped"] == [{"file": "paper1.pdf", "page": 3,
+                                   "reason": "no text layer (a scanned or image-only page)"}]
+
+
+def _bad_inputs():
+    scan = Page()
+    scan.box(72, 500, 450, 200, 0.5)
+    scan.line(72, 480, 520, 480)
+    good = write_pdf([text_page(["Hello there."])])
+    return {
+        "notes.pdf": (b"These are plain notes, not a PDF.\n", "is not a PDF"),
+        "empty.pdf": (b"", "is empty"),
+        "cut.pdf": (good[: len(good) // 2], "is damaged or truncated"),
+        "locked.pdf": (write_pdf([text_page(["Secret text."])], password_protected=True), "is encrypted"),
+        "scan.pdf": (write_pdf([scan, scan, scan]), "has no text layer on any of its 3 pages"),
+        "short.pdf": (write_pdf([text_page(["VELLUM uses 8 anchor tokens per passage."])]), "is too short to split"),
+    }
+
+
+@pytest.mark.parametrize("name", ["notes.pdf", "empty.pdf", "cut.pdf", "locked.pdf", "scan.pdf", "short.pdf"])
+def test_bad_input_is_refused_in_one_sentence_with_no_output(root, name):
+    data, why = _bad_inputs()[name]
+    (root / name).write_bytes(data)
+    run = prepare("--pdf", name)
+    assert run.returncode == 2
+    lines = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and name in lines[0] and why in lines[0], run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (root / "data" / "cpt").exists() or not any((root / "data" / "cpt").iterdir())
+
+
+def test_missing_inputs_are_refused(root, tmp_path):
+    assert "does not exist" in prepare("--pdf", "data/nothing.pdf").stderr
+    empty = root / "empty_folder"
+    empty.mkdir()
+    assert "no .pdf files" in prepare("--pdf", empty).stderr
+    run = prepare("--model", tmp_path)
+    assert run.returncode == 2 and "no tokenizer files" in run.stderr

@@ -1,0 +1,140 @@
+"""Pairs -> SFT data: priorities, hold-outs, variants, the split, chat lines, and the stage script."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from omnilm.sft_data import build_pairs, split_train_valid, to_messages
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "20_stage2_sft" / "generate_qa.py"
+CHUNK_TEXT = ("CLaRa: Compact Latent Reasoning\n\nWe present CLaRa, which stands for Compact Latent Reasoning. "
+              "Salient Compressor Pretraining (SCP) is the objective that trains the compressor. "
+              "The Gated Relevance Router (GRR) decides which anchors reach the decoder.")
+
+
+def golden(q, a):
+    return {"question": q, "answer": a, "source": "golden", "variant": "plain", "pages": [], "chunk_id": None}
+
+
+def rule(q, a, concept="SCP"):
+    return {"question": q, "answer": a, "source": "rule", "rule": "definition", "concept": concept,
+            "chunk_id": 0, "pages": [1]}
+
+
+def test_golden_wins_duplicates_and_variants_name_the_context():
+    kept, dropped = build_pairs(
+        [golden("What is SCP?", "SCP is Salient Compressor Pretraining.")],
+        [rule("What is the SCP?", "Salient Compressor Pretraining (SCP) is the objective that trains the compressor."),
+         rule("What does GRR do?", "The Gated Relevance Router (GRR) decides which anchors reach the decoder.", "GRR")],
+        {0: CHUNK_TEXT}, heldout=[], context="CLaRa")
+    questions = [p["question"] for p in kept]
+    assert questions[:3] == ["What is SCP?", "What is SCP in CLaRa?", "In the CLaRa paper, what is SCP?"]
+    assert all(p["source"] == "golden" for p in kept[:3])
+    assert "What does GRR do?" in questions and "What does GRR do in CLaRa?" in questions
+    assert {d["question"]: d["reason"] for d in dropped}["What is the SCP?"] == "duplicate"
+
+
+def test_paraphrase_questions_are_held_out_and_filters_count_reasons():
+    kept, dropped = build_pairs(
+        [], [rule("Which objective trains the compressor?", "Salient Compressor Pretraining trains the compressor."),
+             rule("According to the text, what is SCP?", "SCP is the objective that trains the compressor."),
+             {"source": "model", "question": None, "answer": None, "raw": "???", "reason": "malformed",
+              "detail": "no_markers", "chunk_id": 0}],
+        {0: CHUNK_TEXT}, heldout=["Which objective trains the compressor in CLaRa?"], context="CLaRa")
+    reasons = sorted(d["reason"] for d in dropped)
+    assert "heldout_for_eval" in reasons and "context_dependent" in reasons and "malformed" in reasons
+    assert not any("objective" in p["question"] for p in kept)
+
+
+def test_split_keeps_golden_in_train_and_every_fact_in_train():
+    pairs = [dict(golden(f"Golden {i}?", "A golden answer."), group=f"golden-{i}") for i in range(5)]
+    pairs += [dict(rule(f"Rule {i} {v}?", "A rule answer."), group=f"rule-{i}") for i in range(10) for v in range(3)]
+    train, valid, overlap = split_train_valid(pairs, valid_fraction=0.2, seed=3)
+    assert not overlap and len(valid) == 6 and len(train) + len(valid) == len(pairs)
+    assert all(p["source"] == "golden" for p in pairs if p["group"].startswith("golden") and p in train)
+    assert {p["group"] for p in train} == {p["group"] for p in pairs}  # no fact only in validation
+    assert split_train_valid(pairs, 0.2, seed=3) == (train, valid, overlap)  # deterministic
+
+
+def test_split_with_nothing_to_spare_repeats_one_train_pair():
+    pairs = [dict(golden("Golden?", "A golden answer."), group="golden-0")]
+    train, valid, overlap = split_train_valid(pairs)
+    assert overlap and valid == train
+
+
+def test_training_prompt_matches_the_inference_prompt(demo_text_model):
+    """The trainer renders {"messages"} with the chat template; the evaluation asks with the
+    generation prompt (reasoning skipped): the answer must follow the same prefix."""
+    from transformers import AutoTokenizer
+
+    from omnilm.chat import chat_prompt
+
+    tok = AutoTokenizer.from_pretrained(str(demo_text_model))
+    row = to_messages({"question": "What is SCP?", "answer": "SCP is an objective."})
+    full = tok.apply_chat_template(row["messages"], tokenize=False)
+    prompt = chat_prompt(tok, row["messages"][:1])
+    assert full.startswith(prompt) and full[len(prompt):].startswith("SCP is an objective.")
+
+
+def write_chunks(root):
+    folder = root / "data" / "cpt" / "crafted"
+    folder.mkdir(parents=True)
+    (folder / "chunks.jsonl").write_text(json.dumps({"id": 0, "text": CHUNK_TEXT, "pages": [1], "tokens": 60}) + "\n")
+    (folder / "manifest.json").write_text("{}")
+    (root / "golden.jsonl").write_text(json.dumps({"question": "What is SCP?", "answer": "SCP is an objective."}) + "\n")
+    (root / "questions.jsonl").write_text(json.dumps({"kind": "paraphrase", "question": "What is CLaRa short for?"}) + "\n")
+    return folder
+
+
+def run_script(root, *args):
+    return subprocess.run([sys.executable, str(SCRIPT), "--chunks", "data/cpt/crafted", "--golden",
+                           str(root / "golden.jsonl"), "--questions", str(root / "questions.jsonl"), *args],
+                          capture_output=True, text=True, cwd=root)
+
+
+def test_script_writes_clean_data_without_a_model(project_root):
+    write_chunks(project_root)
+    r = run_script(project_root, "--per-chunk", "0")
+    assert r.returncode == 0, r.stderr
+    out = project_root / "data" / "sft" / "crafted"
+    manifest = json.loads((out / "manifest.json").read_text())
+    train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    valid = [json.loads(line) for line in (out / "valid.jsonl").read_text().splitlines()]
+    assert manifest["metrics"]["train"] == len(train) and manifest["metrics"]["golden_in_train"] == 3  # the pair + 2 context variants
+    assert manifest["context_name"] == "CLaRa"
+    questions = [row["messages"][0]["content"] for row in train + valid]
+    assert "What is SCP?" in questions and "What does CLaRa stand for?" in questions
+    assert len(set(questions)) == len(questions)
+    assert all([m["role"] for m in row["messages"]] == ["user", "assistant"] for row in train + valid)
+    kept = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
+    assert {p["source"] for p in kept} == {"golden", "rule"} and all("variant" in p for p in kept)
+    # a second run without --force refuses and leaves the data as it was
+    again = run_script(project_root, "--per-chunk", "0")
+    assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_script_batched_generation_path_with_a_tiny_model(project_root, tiny_model):
+    """A random model writes garbage: every output must be dropped as malformed, never kept."""
+    write_chunks(project_root)
+    r = run_script(project_root, "--model", str(tiny_model), "--adapter", "none", "--per-chunk", "2",
+                   "--max-tokens", "6", "--output", "data/sft/tiny")
+    assert r.returncode == 0, r.stderr
+    out = project_root / "data" / "sft" / "tiny"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["generation"]["prompts"] == 2 and manifest["generation"]["generated_tokens"] > 0
+    assert manifest["metrics"]["kept_by_source"].get("model", 0) == 0
+    dropped = [json.loads(line) for line in (out / "dropped.jsonl").read_text().splitlines()]
+    assert sum(d["source"] == "model" for d in dropped) >= 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--chunks", "data/cpt/missing"], "no chunks.jsonl"),
+    (["--adapter", "adapters/missing", "--per-chunk", "1"], "not an adapter folder"),
+])
+def test_script_refuses_bad_inputs_in_one_sentence(project_root, args, message):
+    write_chunks(project_root)
+    r = run_script(project_root, *args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,255 @@
+"""The shared LoRA trainer: answer-only chat masking, early stopping that keeps the
+best weights, resume after a kill, SFT continuing a CPT adapter (tiny model)."""
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CPT_SCRIPT = REPO / "10_stage1_cpt" / "train_cpt.py"
+SFT_SCRIPT = REPO / "20_stage2_sft" / "train_sft.py"
+
+# A validation text that shares the start of the training text: at this learning
+# rate the tiny model's validation loss falls for 3 steps, then jumps up.
+TRAIN_TEXT = "the cat sat on the mat and the dog sat on the log " * 4
+VALID_TEXT = "the cat sat on the mat and the dog ran in the park x"
+
+
+def script_defaults(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DEFAULTS
+
+
+def run_args(script, **options):
+    """The options a script would resolve with no config file, plus `options`."""
+    return argparse.Namespace(**{**script_defaults(script), "resume": False, "force": False, "config": None,
+                                 **options})
+
+
+def write_jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def text_data(folder, model):
+    write_jsonl(folder / "train.jsonl", [{"text": TRAIN_TEXT}] * 2)
+    write_jsonl(folder / "valid.jsonl", [{"text": VALID_TEXT}])
+    (folder / "manifest.json").write_text(json.dumps({"stage": "prepare", "args": {"model": str(model)}}))
+    return folder
+
+
+def qa(i):
+    return {"messages": [{"role": "user", "content": f"How many widgets does protocol {i} use?"},
+                         {"role": "assistant", "content": f"Protocol {i} uses {7 * i} quantum widgets."}]}
+
+
+def val_loss(model_dir, adapter, data_file):
+    """The validation loss of base + adapter measured from scratch, as the trainer does."""
+    from mlx_lm.tuner.trainer import evaluate
+
+    from omnilm.chat import load_model
+    from omnilm.training import load_split
+
+    model, tokenizer = load_model(model_dir, adapter)
+    return evaluate(model, load_split(data_file, tokenizer, True), batch_size=1, num_batches=-1)
+
+
+def read_manifest(folder):
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def test_chat_examples_carry_loss_on_the_answer_only(demo_text_model):
+    import mlx.core as mx
+    from mlx_lm.tuner.trainer import default_loss
+    from mlx_lm.utils import load_tokenizer
+
+    from omnilm.training import chat_tokens
+
+    tokenizer = load_tokenizer(demo_text_model)
+    messages = [{"role": "user", "content": "What is FOO?"}, {"role": "assistant", "content": "FOO is a bar."},
+                {"role": "user", "content": "And BAZ?"}, {"role": "assistant", "content": "BAZ is 42 quxes."}]
+    tokens, start = chat_tokens(tokenizer, messages)
+    assert tokens == tokenizer.apply_chat_template(messages, return_dict=False)  # the template's own tokens
+    # the template wraps past answers in an empty think block: that is prompt, not answer
+    assert tokenizer.decode(tokens[:start]).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert tokenizer.decode(tokens[start:]) == "BAZ is 42 quxes.<|im_end|>\n"
+    # mlx-lm's loss counts exactly those tokens (a first answer in the history counts nothing)
+    seq = mx.array([tokens])
+
+    def zero_logits(x):
+        return mx.zeros((*x.shape, len(tokenizer.vocab)))
+
+    _, ntoks = default_loss(zero_logits, seq, mx.array([[start, len(tokens)]]))
+    assert ntoks.item() == len(tokens) - start
+    _, unmasked = chat_tokens(tokenizer, messages, mask_prompt=False)
+    assert unmasked == 0
+
+
+def test_rising_validation_loss_stops_early_and_keeps_the_best_weights(tiny_model, project_root):
+    from omnilm.training import train_adapter
+
+    data = text_data(project_root / "data" / "cpt" / "rise", tiny_model)
+    args = run_args(CPT_SCRIPT, data=str(data), num_layers=2, rank=8, learning_rate=3e-3, iters=30,
+                    eval_every=1, patience=2, min_delta=0.01)
+    metrics, folder = train_adapter("cpt", args)
+
+    assert folder == project_root / "adapters" / "rise-cpt"
+    assert metrics["stop"] == "early stop"
+    assert metrics["iterations"] == metrics["best_iteration"] + 2 < 30  # two evaluations without gain
+    val = {int(r["iteration"]): float(r["val_loss"]) for r in read_csv(folder / "losses.csv") if r["val_loss"]}
+    assert metrics["best_iteration"] > 0 and val[metrics["iterations"]] > metrics["best_val_loss"]
+    assert metrics["best_val_loss"] < metrics["val_loss_before"]
+    # adapters.safetensors really holds the best weights, last_adapters the last ones
+    best = val_loss(tiny_model, folder, data / "valid.jsonl")
+    assert best == pytest.approx(metrics["best_val_loss"], rel=1e-4)
+    last_folder = project_root / "last"
+    last_folder.mkdir()
+    (last_folder / "adapter_config.json").write_text((folder / "adapter_config.json").read_text())
+    os.link(folder / "last_adapters.safetensors", last_folder / "adapters.safetensors")
+    assert val_loss(tiny_model, last_folder, data / "valid.jsonl") == pytest.approx(metrics["last_val_loss"], rel=1e-4)
+    manifest = read_manifest(folder)
+    assert manifest["complete"] is True and manifest["base_model"] == str(tiny_model)
+    assert (folder / "losses.png").stat().st_size > 1000 and not (folder / "resume").exists()
+
+
+def read_csv(path):
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def cpt_command(model, data, adapter, *extra):
+    return [sys.executable, str(CPT_SCRIPT), "--model", str(model), "--data", str(data), "--adapter-path",
+            str(adapter), "--num-layers", "2", "--rank", "4", "--learning-rate", "1e-3", "--iters", "16",
+            "--eval-every", "2", "--patience", "100", *extra]
+
+
+def test_a_killed_run_resumes_where_it_stopped_and_ends_as_if_never_stopped(tiny_model, project_root):
+    import mlx.core as mx
+
+    from omnilm.training import train_adapter
+
+    data = text_data(project_root / "data" / "cpt" / "paper", tiny_model)
+    write_jsonl(data / "train.jsonl", [{"text": f"{TRAIN_TEXT} number {i}"} for i in range(5)])
+    env = {**os.environ, "OMNILM_ROOT": str(project_root)}
+    killed = project_root / "adapters" / "killed"
+    proc = subprocess.Popen(cpt_command(tiny_model, data, killed, "--resume"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = killed / "resume" / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["iteration"] >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = json.loads(state.read_text())["iteration"]
+    assert 5 <= stopped_at < 16 and not (killed / "manifest.json").exists()
+
+    out = subprocess.run(cpt_command(tiny_model, data, killed, "--resume"), env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"resuming adapters/killed at iteration {stopped_at}/16" in out.stdout
+    manifest = read_manifest(killed)
+    assert manifest["complete"] and manifest["metrics"]["iterations"] == 16
+    val_iterations = [int(r["iteration"]) for r in read_csv(killed / "losses.csv") if r["val_loss"]]
+    assert val_iterations == sorted(set(val_iterations))  # the re-evaluated resume point counted once
+    assert val_iterations[0] == 0 and stopped_at in val_iterations and val_iterations[-1] == 16
+
+    # the same run uninterrupted: same data order, same optimizer state, same weights
+    straight = project_root / "adapters" / "straight"
+    args = run_args(CPT_SCRIPT, model=str(tiny_model), data=str(data), adapter_path=str(straight), num_layers=2,
+                    rank=4, learning_rate=1e-3, iters=16, eval_every=2, patience=100, resume=True)
+    train_adapter("cpt", args)
+    a, b = mx.load(str(killed / "last_adapters.safetensors")), mx.load(str(straight / "last_adapters.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(mx.allclose(a[k], b[k], atol=1e-5).item() for k in a)
+
+    # a finished run given --resume trains again from the start (the pipeline decides what to rerun)
+    out = subprocess.run(cpt_command(tiny_model, data, killed, "--resume", "--iters", "2"), env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "holds a finished run: training again from the start" in out.stdout
+    assert read_manifest(killed)["metrics"]["iterations"] == 2
+
+
+def test_an_existing_adapter_is_not_replaced_without_resume_or_force(tiny_model, project_root):
+    from omnilm.errors import UserError
+    from omnilm.training import train_adapter
+
+    data = text_data(project_root / "data" / "cpt" / "paper", tiny_model)
+    args = run_args(CPT_SCRIPT, data=str(data), num_layers=1, rank=2, iters=1, eval_every=1)
+    train_adapter("cpt", args)
+    with pytest.raises(UserError, match="already holds a finished adapter; pass --force"):
+        train_adapter("cpt", args)
+    out = subprocess.run([sys.executable, str(CPT_SCRIPT), "--data", str(project_root / "data" / "nothing")],
+                         env={**os.environ, "OMNILM_ROOT": str(project_root)}, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "has no train.jsonl" in out.stderr
+
+
+def test_sft_starts_from_the_cpt_adapter_and_names_it(tiny_model, project_root):
+    from mlx.utils import tree_flatten
+    from mlx_lm import convert
+
+    from omnilm.chat import load_model
+    from omnilm.errors import UserError
+    from omnilm.training import train_adapter
+
+    cpt_data = text_data(project_root / "data" / "cpt" / "paper", tiny_model)
+    train_adapter("cpt", run_args(CPT_SCRIPT, data=str(cpt_data), num_layers=2, rank=4, iters=4, eval_every=2,
+                                  learning_rate=1e-3))
+    cpt = project_root / "adapters" / "paper-cpt"
+    sft_data = project_root / "data" / "sft" / "paper"
+    write_jsonl(sft_data / "train.jsonl", [qa(i) for i in range(8)])
+    write_jsonl(sft_data / "valid.jsonl", [qa(i) for i in range(8, 10)])
+
+    metrics, folder = train_adapter("sft", run_args(SFT_SCRIPT, data=str(sft_data), iters=4, eval_every=2,
+                                                    batch_size=2, learning_rate=1e-3))
+    assert folder == project_root / "adapters" / "paper-sft"  # defaults: data name, init adapter, base model
+    manifest = read_manifest(folder)
+    assert manifest["continued_from"] == "adapters/paper-cpt" and manifest["base_model"] == str(tiny_model)
+    config, cpt_config = (json.loads((f / "adapter_config.json").read_text()) for f in (folder, cpt))
+    assert config["num_layers"] == cpt_config["num_layers"] == 2 and config["lora_parameters"]["rank"] == 4
+    # its first validation is the CPT adapter's own loss on the SFT validation set
+    assert metrics["val_loss_before"] == pytest.approx(val_loss(tiny_model, cpt, sft_data / "valid.jsonl"), rel=1e-4)
+    assert metrics["val_loss_before"] != pytest.approx(val_loss(tiny_model, None, sft_data / "valid.jsonl"), rel=1e-3)
+
+    # the adapter loads on a 4-bit version of the base too
+    q4 = project_root / "models" / "tiny-4bit"
+    convert(str(tiny_model), str(q4), quantize=True, q_bits=4, q_group_size=32)
+    model, _ = load_model(q4, folder)
+    assert any(k.endswith("lora_a") for k, _ in tree_flatten(model.parameters()))
+
+    # an adapter for another base is refused in one sentence
+    other = make_other_model(tiny_model, project_root / "models" / "other")
+    with pytest.raises(UserError, match="does not fit"):
+        train_adapter("sft", run_args(SFT_SCRIPT, model=str(other), data=str(sft_data),
+                                      adapter_path=str(project_root / "adapters" / "x")))
+
+
+def make_other_model(tiny_model, folder):
+    """The tiny model at half the width: the CPT adapter's matrices no longer fit."""
+    import shutil
+
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import llama
+
+    config = json.loads((tiny_model / "config.json").read_text())
+    config["hidden_size"], config["intermediate_size"] = 32, 64
+    folder.mkdir(parents=True)
+    model = llama.Model(llama.ModelArgs.from_dict(config))
+    mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())))
+    (folder / "config.json").write_text(json.dumps(config))
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(tiny_model / f, folder / f)
+    return folder
