@@ -11,7 +11,6 @@ runs in its own process so its peak RSS is its own. Medians with min-max.
 """
 import argparse
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -24,6 +23,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from omnilm.benchmark import peak_rss_bytes  # noqa: E402
 from omnilm.config import make_parser  # noqa: E402
 from omnilm.paths import results_dir  # noqa: E402
 from omnilm.safetensors_io import write_shard  # noqa: E402
@@ -75,19 +75,6 @@ def child(src, out, dtype):
     extract(Path(src), Path(out), dtype=dtype)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_rss": peak_rss_bytes()}))
-
-
-def peak_rss_bytes():
-    """This process's own high-water RSS. VmHWM belongs to the address space, so unlike
-    ru_maxrss it does not inherit the parent's peak across fork+exec."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
 
 
 def run_child(src, out, dtype):

@@ -40,7 +40,12 @@ def resolve_options(args, defaults, section=None):
         data = load_yaml(args.config)
         from_yaml = {k: v for k, v in data.items() if not isinstance(v, dict)}
         if section and isinstance(data.get(section), dict):
-            from_yaml.update(data[section])
+            mine = {k.replace("-", "_"): v for k, v in data[section].items()}
+            unknown = sorted(set(mine) - set(defaults))
+            if unknown:  # a typo would otherwise be silently ignored
+                raise UserError(f"config file {args.config}: section {section} has unknown option(s) "
+                                f"{', '.join(unknown)} (known: {', '.join(sorted(defaults))})")
+            from_yaml.update(mine)
         from_yaml = {k.replace("-", "_"): v for k, v in from_yaml.items()}
     for key, default in defaults.items():
         if getattr(args, key, None) is None:

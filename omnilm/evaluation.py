@@ -49,23 +49,12 @@ def parse_stage(spec):
     return name, model, adapter or None
 
 
-PROBE = "A"  # a typical first answer character: the prompt's trailing whitespace tokenizes as it does before an answer
-
-
 def prompt_tokens(tokenizer, question):
-    """The generation prompt's token ids exactly as they appear inside a training example.
+    """(prompt text, prompt ids as inside a training example) for one question."""
+    from omnilm.chat import chat_prompt, prompt_ids
 
-    Encoded alone, the prompt's trailing "\n\n" becomes one token, but in a training
-    example (prompt + answer encoded together) it splits before the answer's first
-    word; a model fine-tuned on the latter has never seen the former. So encode the
-    prompt followed by a probe character and drop the probe."""
-    from omnilm.chat import chat_prompt
-
-    prompt = chat_prompt(tokenizer, [{"role": "user", "content": question}])
-    ids = tokenizer.encode(prompt + PROBE, add_special_tokens=False)
-    if tokenizer.decode(ids[-1:]) == PROBE and tokenizer.decode(ids[:-1]) == prompt:
-        return prompt, ids[:-1]
-    return prompt, tokenizer.encode(prompt, add_special_tokens=False)
+    messages = [{"role": "user", "content": question}]
+    return chat_prompt(tokenizer, messages), prompt_ids(tokenizer, messages)
 
 
 def answer_nll(model, tokenizer, question, reference):

@@ -1,0 +1,88 @@
+"""The real demo pipeline (small settings), killed during CPT and during Q&A generation,
+then run again: it finishes, resumes CPT instead of restarting it, and no stage ever
+takes a half-written artifact as done. A third run with nothing changed skips every
+stage that records its inputs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# small enough for CI, big enough that each stage does its real work
+FAST = """
+benchmark: {repeats: 1, prompt_tokens: 16, max_tokens: 4, perplexity_tokens: 64}
+cpt: {num_layers: 2, rank: 4, iters: 8, eval_every: 2, patience: 10}
+qa: {per_chunk: 1, max_tokens: 24}
+sft: {iters: 4, eval_every: 2}
+eval: {max_tokens: 8}
+"""
+
+
+def _start(root, config, *extra):
+    env = {**os.environ, "OMNILM_ROOT": str(root), "PYTHONUNBUFFERED": "1"}
+    log = open(root / f"run-{time.monotonic_ns()}.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "omnilm.pipeline", "--config", str(config), *extra],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, log
+
+
+def _kill_when(proc, ready, timeout=400):
+    """SIGKILL the whole pipeline (stage processes too) once ready() holds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, "the pipeline ended before the point where it was to be killed"
+        assert time.monotonic() < deadline, "the kill point never came"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _finish(proc, log, timeout=600):
+    assert proc.wait(timeout=timeout) == 0, _tail(log)
+    return _tail(log, 100_000)
+
+
+def _tail(log, n=4000):
+    log.seek(0)
+    return log.read()[-n:]
+
+
+def test_killed_twice_then_finished(project_root, tmp_path):
+    config = tmp_path / "fast.yaml"
+    config.write_text(FAST)
+    cpt = project_root / "adapters" / "demo_paper-cpt"
+    sft_data = project_root / "data" / "sft" / "demo_paper"
+
+    # 1. killed during CPT, after its first checkpoint
+    proc, log = _start(project_root, config)
+    _kill_when(proc, lambda: (cpt / "resume" / "state.json").exists())
+    assert not (cpt / "manifest.json").exists()  # unfinished: no stage may take it as done
+
+    # 2. killed a few seconds into Q&A generation (loading the model, generating)
+    proc, log = _start(project_root, config)
+    _kill_when(proc, lambda: "] qa: " in _tail(log) and time.sleep(3) is None)
+    assert "] qa: done" not in _tail(log) and not sft_data.exists()
+    out = _tail(log, 100_000)
+    assert "resuming" in out and "cpt: skipped" not in out  # CPT continued where it was killed
+    assert json.loads((cpt / "manifest.json").read_text())["complete"] is True
+
+    # 3. runs to the end, skipping what is done
+    proc, log = _start(project_root, config)
+    out = _finish(proc, log)
+    for stage in ("extract", "quantize", "prepare", "benchmark", "cpt"):
+        assert f"{stage}: skipped" in out, stage
+    assert not list(sft_data.parent.glob(".demo_paper.tmp-*"))  # the killed run's leftovers are gone
+    assert (sft_data / "manifest.json").exists() and (project_root / "results" / "eval.json").exists()
+    assert (project_root / "results" / "REPORT.md").exists()
+
+    # 4. nothing changed: every recorded stage is skipped, fast
+    started = time.monotonic()
+    proc, log = _start(project_root, config)
+    out = _finish(proc, log)
+    assert "ran demo-pdf; skipped demo, extract, quantize, prepare, benchmark, cpt, qa, sft, eval" in out, out[-500:]
+    assert time.monotonic() - started < 60
