@@ -4,6 +4,7 @@ Examples:
   python 10_stage1_cpt/prepare_data.py                       # data/demo_paper.pdf -> data/cpt/demo_paper
   python 10_stage1_cpt/prepare_data.py --pdf papers/my.pdf --model models/HyperCLOVAX-SEED-Omni-8B-Text
   python 10_stage1_cpt/prepare_data.py --pdf papers/ --chunk-tokens 1024 --keep-references --force
+  python 10_stage1_cpt/prepare_data.py --replay 0 --force    # document only, no replay pairs
 
 Text comes from poppler's pdftotext where installed, else pdfplumber (--extractor).
 Cleaning removes (cid:NN) placeholders, ligatures, running headers/footers and page
@@ -11,26 +12,36 @@ numbers, hyphenation across line ends and (unless --keep-references) the referen
 Chunks hold at most --chunk-tokens tokens of the model's tokenizer, cut at paragraph
 or sentence ends, overlapping by about --overlap tokens. A document too short to
 give --min-chunks chunks is cut in smaller chunks (down to 128 tokens) so that
-training and validation both get enough. Output: train.jsonl and valid.jsonl
-({"text"} lines), chunks.jsonl ({"id", "source", "text", "pages", "tokens"}), manifest.json.
+training and validation both get enough.
+
+Replay against forgetting: the model answers --replay general questions
+(20_stage2_sft/replay_questions.txt) greedily; answers that end within the token
+limit and pass the leakage filters go to replay.jsonl, and the conversations, in
+the model's chat template, are mixed into train.jsonl (never valid.jsonl, which
+stays the document). Stage 20 adds the same pairs to its train split.
+Output: train.jsonl and valid.jsonl ({"text"} lines), chunks.jsonl ({"id", "source",
+"text", "pages", "tokens"}), replay.jsonl ({"question", "answer"}), manifest.json.
 """
-import json
 import os
 import sys
+from collections import Counter
 
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.atomic import staged_dir
 from omnilm.chunking import make_chunks, split_train_valid
 from omnilm.config import make_parser, resolve_options
 from omnilm.errors import UserError, run_main
+from omnilm.jsonl import write_jsonl
 from omnilm.manifest import fingerprint, write_manifest
-from omnilm.paths import data_dir, display, models_dir, resolve
+from omnilm.paths import REPO_DIR, data_dir, display, models_dir, resolve
 from omnilm.pdf_text import EXTRACTORS, clean_pages, extract_pages
 from omnilm.progress import bar
+from omnilm.replay import QUESTIONS, REPLAY_FILE, conversation_texts, generate_replay, load_replay_questions
 
 DEFAULTS = {"pdf": "data/demo_paper.pdf", "model": "models/demo-omni-Text", "output": None, "chunk_tokens": 512,
             "overlap": 64, "min_chunks": 8, "valid_fraction": 0.1, "seed": 0, "keep_references": False,
-            "extractor": "auto"}
+            "extractor": "auto", "replay": 60, "replay_questions": str(QUESTIONS), "replay_max_tokens": 64,
+            "eval_questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl")}
 SMALLEST_CHUNK = 128
 
 
@@ -87,10 +98,23 @@ def chunk_documents(docs, count_tokens, chunk_tokens, overlap, min_chunks):
         size //= 2
 
 
-def write_jsonl(path, rows):
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+def replay_pairs(args, model):
+    """(kept, metrics, generation figures): the model's own answers to general questions."""
+    from omnilm.chat import load_model
+    from omnilm.sft_data import load_eval_questions
+
+    eval_path = resolve(args.eval_questions)
+    control = load_eval_questions(eval_path, "control") if eval_path.is_file() else []
+    questions, skipped = load_replay_questions(resolve(args.replay_questions), control)
+    questions = questions[:args.replay]
+    lm, tokenizer = load_model(model)
+    with bar(desc="replay answers", total=len(questions), unit="question") as b:
+        kept, dropped, run = generate_replay(lm, tokenizer, questions, args.replay_max_tokens, bar=b)
+    metrics = {"questions": len(questions), "questions_skipped": skipped, "kept": len(kept),
+               "dropped_by_reason": dict(Counter(d["reason"] for d in dropped))}
+    generation = {"generated_tokens": run.generated_tokens, "seconds": round(run.seconds, 2),
+                  "tokens_per_second": round(run.tokens_per_second, 2), **run.stats}
+    return kept, metrics, generation
 
 
 def main():
@@ -106,6 +130,13 @@ def main():
     p.add_argument("--seed", type=int, help="seed of the train/valid split (default 0)")
     p.add_argument("--keep-references", action="store_true", default=None, help="keep the references section")
     p.add_argument("--extractor", choices=EXTRACTORS, help="auto (pdftotext if installed, else pdfplumber)")
+    p.add_argument("--replay", type=int, help="general questions the model answers for replay against "
+                                               "forgetting, 0 = none (default 60)")
+    p.add_argument("--replay-questions", help="one question a line (default 20_stage2_sft/replay_questions.txt)")
+    p.add_argument("--replay-max-tokens", type=int, help="an answer not finished within this many tokens is "
+                                                          "dropped (default 64)")
+    p.add_argument("--eval-questions", help="evaluation questions; replay skips near-duplicates of the `control` "
+                                            "ones (default 30_evaluation/questions.jsonl)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--config", help="YAML file with these options (section: prepare)")
     args = resolve_options(p.parse_args(), DEFAULTS, section="prepare")
@@ -113,6 +144,8 @@ def main():
         raise UserError(f"--valid-fraction {args.valid_fraction} must be between 0 and 1")
     if args.chunk_tokens < SMALLEST_CHUNK or not 0 <= args.overlap < args.chunk_tokens // 2:
         raise UserError(f"--chunk-tokens must be >= {SMALLEST_CHUNK} and --overlap below half of it")
+    if args.replay < 0:
+        raise UserError(f"--replay {args.replay} must be >= 0")
 
     pdf = resolve(args.pdf)
     files = list_pdfs(pdf)
@@ -131,6 +164,9 @@ def main():
         docs.append((path, doc))
         extractors.add(used)
     tokenizer = load_tokenizer(model)
+    if args.replay and not any(model.glob("*.safetensors")):
+        raise UserError(f"--model {display(model)} has no weights (*.safetensors) to answer the replay questions; "
+                        f"give the text model folder, or --replay 0 for the document alone")
 
     def count_tokens(text):
         return len(tokenizer.encode(text, add_special_tokens=False))
@@ -141,6 +177,8 @@ def main():
         raise UserError(f"{display(pdf)} is too short to split into train and valid: its {tokens} tokens of clean "
                         f"text make {len(chunks)} chunk(s); give a longer document")
     train_idx, valid_idx = split_train_valid(len(chunks), args.valid_fraction, args.seed)
+    replay, replay_metrics, generation = replay_pairs(args, model) if args.replay else ([], {}, {})
+    replay_rows = conversation_texts(tokenizer, replay, size)
 
     pages_dropped = [{"file": path.name, "page": page, "reason": why}
                      for path, doc in docs for page, why in sorted(doc.dropped_pages.items())]
@@ -156,20 +194,32 @@ def main():
         "train_tokens": sum(chunks[i]["tokens"] for i in train_idx),
         "valid_tokens": sum(chunks[i]["tokens"] for i in valid_idx),
         "extractor": ", ".join(sorted(extractors)), "cleaning": cleaning,
+        "replay_pairs": len(replay), "replay_train_rows": len(replay_rows),
+        "replay_tokens": sum(count_tokens(r) for r in replay_rows), "replay": replay_metrics,
     }
     args.pdf, args.model, args.output = display(pdf), display(model), display(output)
+    args.replay_questions, args.eval_questions = (display(resolve(v)) for v in (args.replay_questions, args.eval_questions))
     with staged_dir(output, force=args.force, what="output") as tmp:
-        write_jsonl(tmp / "train.jsonl", ({"text": chunks[i]["text"]} for i in train_idx))
+        write_jsonl(tmp / "train.jsonl", [{"text": chunks[i]["text"]} for i in train_idx]
+                    + [{"text": row} for row in replay_rows])
         write_jsonl(tmp / "valid.jsonl", ({"text": chunks[i]["text"]} for i in valid_idx))
         write_jsonl(tmp / "chunks.jsonl", ({**c, "split": "valid" if i in valid_idx else "train"}
                                            for i, c in enumerate(chunks)))
         inputs = {f"pdf:{path.name}": fingerprint(path) for path in files}
         inputs["tokenizer"] = fingerprint(model / "tokenizer.json")
-        write_manifest(tmp, "prepare", args, inputs=inputs, metrics=metrics)
+        if args.replay:
+            write_jsonl(tmp / REPLAY_FILE, replay)
+            inputs["replay_questions"] = fingerprint(resolve(args.replay_questions))
+            inputs["model"] = fingerprint(model)
+        write_manifest(tmp, "prepare", args, inputs=inputs, metrics=metrics, replay_generation=generation)
     resized = f" (shrunk from {args.chunk_tokens} to reach {args.min_chunks} chunks)" if size != args.chunk_tokens else ""
     print(f"{metrics['pages_used']}/{metrics['pages']} pages, {metrics['characters']:,} chars, {tokens:,} tokens -> "
           f"{len(chunks)} chunks of <= {size} tokens{resized}: {len(train_idx)} train / {len(valid_idx)} valid "
           f"[{metrics['extractor']}] -> {display(output)}")
+    if args.replay:
+        print(f"replay: {len(replay)}/{replay_metrics['questions']} general questions answered by the model kept "
+              f"({len(replay_rows)} train rows, {metrics['replay_tokens']:,} tokens; "
+              f"{generation['tokens_per_second']} tok/s)")
 
 
 if __name__ == "__main__":

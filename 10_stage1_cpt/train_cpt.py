@@ -21,8 +21,8 @@ from omnilm.training import add_training_arguments, train_adapter
 
 DEFAULTS = {
     "model": None, "data": None, "adapter_path": None,
-    "num_layers": 16, "rank": 16, "scale": 20.0, "dropout": 0.0,
-    "learning_rate": 2e-4, "batch_size": 1, "epochs": 4, "iters": None,
+    "num_layers": 16, "rank": 8, "scale": 20.0, "dropout": 0.0,
+    "learning_rate": 1e-4, "batch_size": 1, "epochs": 4, "iters": None,
     "eval_every": None, "report_every": None, "patience": 2, "min_delta": 0.01,
     "max_seq_length": 1024, "seed": 0, "grad_checkpoint": False,
 }

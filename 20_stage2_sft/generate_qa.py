@@ -5,6 +5,7 @@ Examples:
   python 20_stage2_sft/generate_qa.py --chunks data/cpt/mypaper --adapter adapters/mypaper-cpt --force
   python 20_stage2_sft/generate_qa.py --per-chunk 0        # rule-mined + golden pairs only, no model
   python 20_stage2_sft/generate_qa.py --model models/demo-omni-Text --adapter none --per-chunk 3
+  python 20_stage2_sft/generate_qa.py --replay-share 0 --force   # no replay pairs
 
 Pairs come from three sources, each tagged in pairs.jsonl:
   golden  20_stage2_sft/golden.jsonl, hand-written; always in train
@@ -14,7 +15,10 @@ Pairs come from three sources, each tagged in pairs.jsonl:
 Every candidate passes filters (length, prompt leakage/format debris, chunk-dependent
 wording, grounding in its chunk) and near-duplicate removal; questions that
 near-duplicate an evaluation `paraphrase` question (30_evaluation/questions.jsonl) are
-held out. Kept pairs are asked with and without the document's name. Output:
+held out. Kept pairs are asked with and without the document's name.
+Replay against forgetting: the base model's own answers to general questions that
+stage 10 wrote (replay.jsonl next to the chunks) are added to train only, tagged
+source=replay, as --replay-share of the train rows. Output:
 train.jsonl / valid.jsonl ({"messages"}), pairs.jsonl, dropped.jsonl (with reasons),
 manifest.json (counts by reason, generation throughput).
 """
@@ -26,14 +30,15 @@ from omnilm.errors import UserError, run_main
 from omnilm.manifest import fingerprint, read_manifest, write_manifest
 from omnilm.paths import REPO_DIR, adapters_dir, data_dir, display, models_dir, resolve
 from omnilm.progress import bar
-from omnilm.sft_data import (build_pairs, counts, load_golden, load_heldout_questions, read_jsonl,
-                             split_train_valid, to_messages, write_jsonl)
+from omnilm.replay import pick_replay, read_replay, replay_count
+from omnilm.jsonl import read_jsonl, write_jsonl
+from omnilm.sft_data import build_pairs, counts, load_golden, load_heldout_questions, split_train_valid, to_messages
 
 DEFAULTS = {"chunks": None, "model": None, "adapter": None, "per_chunk": 2, "output": None,
             "golden": str(REPO_DIR / "20_stage2_sft" / "golden.jsonl"),
             "questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl"),
-            "max_tokens": 80, "batch_size": 16, "temp": 0.0, "seed": 0, "valid_fraction": 0.1,
-            "min_overlap": 0.8, "context_name": None}
+            "max_tokens": 80, "batch_size": 16, "temp": 0.0, "seed": 0, "valid_fraction": 0.2,
+            "min_overlap": 0.8, "context_name": None, "replay_share": 0.35}
 
 
 def load_chunks(folder):
@@ -116,14 +121,16 @@ def main():
     p.add_argument("--batch-size", type=int, help="prompts decoded together (default 16)")
     p.add_argument("--temp", type=float, help="sampling temperature, 0 = greedy (default 0)")
     p.add_argument("--seed", type=int, help="seed for sampling and the train/valid split (default 0)")
-    p.add_argument("--valid-fraction", type=float, help="share of non-golden pairs for validation (default 0.1)")
+    p.add_argument("--valid-fraction", type=float, help="share of pairs for validation: other wordings of facts kept in train (default 0.2)")
     p.add_argument("--min-overlap", type=float, help="share of an answer's content words found in its chunk (default 0.8)")
     p.add_argument("--context-name", help="the document's name used in question variants (default: from its title)")
+    p.add_argument("--replay-share", type=float, help="share of the train rows taken by the replay pairs of the "
+                                                        "chunks folder (as many as exist at most), 0 = none (default 0.35)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--config", help="YAML file with these options (section: qa)")
     args = resolve_options(p.parse_args(), DEFAULTS, section="qa")
-    if args.per_chunk < 0 or not 0 <= args.valid_fraction < 1:
-        raise UserError("--per-chunk must be >= 0 and --valid-fraction in [0, 1)")
+    if args.per_chunk < 0 or not 0 <= args.valid_fraction < 1 or not 0 <= args.replay_share < 1:
+        raise UserError("--per-chunk must be >= 0, --valid-fraction and --replay-share in [0, 1)")
 
     from omnilm.qa_mining import context_name, find_acronyms, mine_chunk
 
@@ -158,8 +165,15 @@ def main():
     if not kept:
         raise UserError(f"no pair survived the filters for {display(chunks_dir)}; see the reasons with --per-chunk and golden.jsonl")
     train, valid, overlap = split_train_valid(kept, args.valid_fraction, args.seed)
+    replay = read_replay(chunks_dir)
+    # after the split: replay keeps general answers, it is not a fact to validate
+    replay_used = [dict(p, source="replay", variant="plain", group=f"replay-{i}", pages=[], chunk_id=None)
+                   for i, p in enumerate(pick_replay(replay, replay_count(len(replay), len(train), args.replay_share),
+                                                     args.seed))]
+    train, kept = train + replay_used, kept + replay_used
     train_rows, valid_rows = [to_messages(p) for p in train], [to_messages(p) for p in valid]
     metrics = counts(kept, dropped, train, valid)
+    metrics["replay_available"], metrics["replay_in_train"] = len(replay), len(replay_used)
     metrics["candidates_by_source"] = {s: sum(c["source"] == s for c in candidates) for s in ("rule", "model")}
     metrics["candidates_by_source"]["golden"] = len(golden)
     metrics["heldout_questions"] = len(heldout)
@@ -167,6 +181,8 @@ def main():
         metrics["longest_example_tokens"] = rendered_tokens(tokenizer, train_rows + valid_rows)
 
     inputs = {"chunks": fingerprint(chunks_dir / "chunks.jsonl"), "chunks_manifest": fingerprint(chunks_dir)}
+    if replay:
+        inputs["replay"] = fingerprint(chunks_dir / "replay.jsonl")
     for name, path in (("golden", golden_path), ("questions", questions_path)):
         if path.is_file():
             inputs[name] = fingerprint(path)
@@ -187,6 +203,8 @@ def main():
     by_source = ", ".join(f"{n} {s}" for s, n in metrics["kept_by_source"].items())
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(metrics["dropped_by_reason"].items())) or "none"
     speed = f"; generation {throughput['tokens_per_second']} tok/s over {throughput['prompts']} prompts" if throughput else ""
+    if not replay and args.replay_share:
+        print(f"note: no replay pairs in {display(chunks_dir)} (stage 10 --replay): nothing guards general answers")
     print(f"SFT data: {display(output)}: {len(train)} train / {len(valid)} valid ({by_source}); "
           f"dropped {len(dropped)} ({reasons}){speed}")
 

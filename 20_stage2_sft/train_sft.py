@@ -21,7 +21,7 @@ from omnilm.training import add_training_arguments, train_adapter
 DEFAULTS = {
     "model": None, "data": None, "adapter_path": None, "init_adapter": None,
     "num_layers": None, "rank": None, "scale": None, "dropout": 0.0,  # LoRA shape: the init adapter's
-    "learning_rate": 1e-4, "batch_size": 4, "epochs": 3, "iters": None,
+    "learning_rate": 1e-4, "batch_size": 4, "epochs": 6, "iters": None,
     "eval_every": None, "report_every": None, "patience": 2, "min_delta": 0.01,
     "max_seq_length": 1024, "seed": 0, "grad_checkpoint": False, "mask_prompt": True,
 }

@@ -12,10 +12,8 @@ variants, not negated); the reference answer's NLL given the question is reporte
 beside it. Writes eval.csv, eval.md (answers + accuracy per stage and kind),
 eval.png and eval.json (summary, inputs, versions).
 """
-import json
 import os
 import shutil
-from pathlib import Path
 
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.config import make_parser, resolve_options

@@ -16,7 +16,6 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.config import make_parser

@@ -181,14 +181,19 @@ def write_markdown(rows, summary, path):
             cells.append("" if r is None else f"{_cell(r['answer'], 60)} **{_verdict(r)}** "
                                               f"(NLL {r['answer_nll']:.2f}, {r['generation_tps']:.0f} tok/s)")
         lines.append(f"| {kind} | {_cell(question, 50)} | " + " | ".join(cells) + " |")
-    lines += ["", "## Accuracy per stage and kind", "",
-              "| stage | " + " | ".join(f"{k} accuracy" for k in KINDS) + " | mean answer NLL | gen tok/s | peak GB |",
-              "|---" * (len(KINDS) + 4) + "|"]
+    lines += ["", "## Accuracy per stage and kind", ""] + summary_table(summary)
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def summary_table(summary):
+    """Accuracy per stage and kind as Markdown lines (eval.md and the pipeline report)."""
+    lines = ["| stage | " + " | ".join(f"{k} accuracy" for k in KINDS) + " | mean answer NLL | gen tok/s | peak GB |",
+             "|---" * (len(KINDS) + 4) + "|"]
     for st, s in summary.items():
         accs = [f"{s[k]:.2f} ({round(s[k] * s[k + '_n'])}/{s[k + '_n']})" if k in s else "-" for k in KINDS]
         lines.append(f"| {st} | " + " | ".join(accs) + f" | {s['answer_nll']:.3f} | {s['generation_tps']:.1f} | "
                      f"{s['peak_memory_gb']:.2f} |")
-    Path(path).write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def write_chart(summary, path):

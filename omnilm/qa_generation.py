@@ -63,14 +63,15 @@ class GenerationRun:
 
 
 def generate_batched(model, tokenizer, prompts, max_tokens=96, batch_size=16, temp=0.0, seed=0, bar=None):
-    """Every prompt through mlx-lm's BatchGenerator (continuous batching); `bar` ticks
-    once per finished prompt. Greedy by default; temp > 0 samples with `seed`."""
+    """Every prompt (a string, or its token ids when the caller built them) through
+    mlx-lm's BatchGenerator (continuous batching); `bar` ticks once per finished
+    prompt. Greedy by default; temp > 0 samples with `seed`."""
     import mlx.core as mx
     from mlx_lm.generate import BatchGenerator
     from mlx_lm.sample_utils import make_sampler
 
     mx.random.seed(seed)
-    ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    ids = [tokenizer.encode(p, add_special_tokens=False) if isinstance(p, str) else list(p) for p in prompts]
     gen = BatchGenerator(model, stop_tokens=[[t] for t in tokenizer.eos_token_ids],
                          sampler=make_sampler(temp=temp), completion_batch_size=batch_size,
                          prefill_batch_size=min(batch_size, 8))

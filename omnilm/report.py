@@ -3,6 +3,7 @@ import json
 import os
 from pathlib import Path
 
+from omnilm.evaluation import summary_table
 from omnilm.manifest import read_manifest
 from omnilm.paths import display, results_dir
 
@@ -18,20 +19,6 @@ def _figures(metrics, limit=10):
         if isinstance(v, (int, float, str, bool)) and len(items) < limit and len(str(v)) < 80:
             items.append(f"{k}: {round(v, 4) if isinstance(v, float) else v}")
     return ", ".join(items)
-
-
-def _section_of_markdown(path, heading):
-    """The lines of one `## heading` section of a Markdown file (to embed its table)."""
-    if not Path(path).exists():
-        return []
-    lines, inside = [], False
-    for line in Path(path).read_text().splitlines():
-        if line.startswith("## "):
-            inside = line[3:].strip().lower() == heading
-            continue
-        if inside:
-            lines.append(line)
-    return lines
 
 
 def write_report(stages, out=None):
@@ -61,10 +48,11 @@ def write_report(stages, out=None):
     bench = next((Path(w) for s in stages if s.name == "benchmark" for w in s.writes), None)
     if bench and (bench / "benchmark.md").exists():
         lines += ["", "## Quantization benchmark", ""] + (bench / "benchmark.md").read_text().splitlines()
-    eval_md = out / "eval.md"
-    if eval_md.exists():
-        lines += ["", "## Evaluation (base vs CPT vs SFT)", ""] + _section_of_markdown(eval_md, "summary")
-        lines += [f"All answers: [eval.md]({_rel(eval_md, out)})", ""]
+    eval_md, eval_json = out / "eval.md", out / "eval.json"
+    if eval_json.exists():
+        summary = json.loads(eval_json.read_text())["metrics"]["summary"]
+        lines += ["", "## Evaluation (base vs CPT vs SFT)", ""] + summary_table(summary)
+        lines += ["", f"All answers: [eval.md]({_rel(eval_md, out)})", ""]
         if (out / "eval.png").exists():
             pictures.append(out / "eval.png")
     if pictures:

@@ -4,30 +4,16 @@ Priority when two questions near-duplicate each other: golden > rule > model (th
 first kept wins). Golden pairs always go to train; a pair whose question
 near-duplicates an evaluation `paraphrase` question is held out (`heldout_for_eval`)
 so stage 30 measures generalization, not recall."""
-import json
 import random
 from collections import Counter
 
 from omnilm.errors import UserError
+from omnilm.jsonl import read_jsonl
 from omnilm.paths import display
 from omnilm.qa_filters import filter_pair, find_near_duplicate, normalize_text, question_key
 from omnilm.qa_mining import context_variants, plain_variant
 
 HELDOUT_SIMILARITY = 0.6  # looser than dedupe (0.85): a lightly reworded eval question must not leak in
-
-
-def read_jsonl(path, what):
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise UserError(f"{what} {display(path)} line {n} is not valid JSON ({e.msg})")
-        if not isinstance(rows[-1], dict):
-            raise UserError(f"{what} {display(path)} line {n} is not a JSON object")
-    return rows
 
 
 def load_golden(path):
@@ -42,10 +28,15 @@ def load_golden(path):
     return pairs
 
 
+def load_eval_questions(path, kind):
+    """The evaluation's questions of one kind (`paraphrase`, `control`...), normalized."""
+    return [normalize_text(r["question"]) for r in read_jsonl(path, "evaluation questions")
+            if r.get("kind") == kind and isinstance(r.get("question"), str)]
+
+
 def load_heldout_questions(path):
     """The evaluation's `paraphrase` questions (kept out of training)."""
-    return [normalize_text(r["question"]) for r in read_jsonl(path, "evaluation questions")
-            if r.get("kind") == "paraphrase" and isinstance(r.get("question"), str)]
+    return load_eval_questions(path, "paraphrase")
 
 
 def _named_concept(question, context):
@@ -103,15 +94,21 @@ def build_pairs(golden, candidates, chunk_texts, heldout, context, min_overlap=0
     return kept, dropped
 
 
-def split_train_valid(pairs, valid_fraction=0.1, seed=0):
-    """Golden pairs in train; valid takes other pairs only from groups that keep at
-    least one pair in train, so no fact is learned from validation alone. With
-    nothing to spare, valid repeats one train pair (mlx-lm needs a validation set)."""
+def split_train_valid(pairs, valid_fraction=0.2, seed=0):
+    """Hand-written golden questions in train; valid takes other pairs (golden
+    variants included) only from groups that keep at least one pair in train, so
+    validation asks known facts in other words: the signal that picks the best
+    weights. With nothing to spare, valid repeats one train pair (mlx-lm needs a
+    validation set)."""
     rng = random.Random(seed)
     sizes = Counter(p["group"] for p in pairs)
-    spare = [i for i, p in enumerate(pairs) if p["source"] != "golden" and sizes[p["group"]] > 1]
+
+    def original_golden(p):
+        return p["source"] == "golden" and p.get("variant", "plain") == "plain"
+
+    spare = [i for i, p in enumerate(pairs) if not original_golden(p) and sizes[p["group"]] > 1]
     rng.shuffle(spare)
-    want = max(1, round(valid_fraction * sum(p["source"] != "golden" for p in pairs)))
+    want = max(1, round(valid_fraction * len(pairs)))
     valid_idx, left = set(), dict(sizes)
     for i in spare:
         if len(valid_idx) >= want:
@@ -131,12 +128,6 @@ def to_messages(pair):
     """One chat line; the trainer renders it with the model's template and masks the prompt."""
     return {"messages": [{"role": "user", "content": pair["question"]},
                          {"role": "assistant", "content": pair["answer"]}]}
-
-
-def write_jsonl(path, rows):
-    with open(path, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def counts(kept, dropped, train, valid):

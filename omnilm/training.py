@@ -8,7 +8,6 @@ The callback ends mlx-lm's loop by raising StopTraining right after an evaluatio
 before the next optimizer step, so the last weights are exactly the ones evaluated.
 Data-parallel under `mlx.launch`: every process computes the same (all-reduced)
 validation loss and so stops at the same step; only rank 0 writes and prints."""
-import json
 import math
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from omnilm import adapters as af
 from omnilm import progress
 from omnilm.errors import UserError
+from omnilm.jsonl import read_jsonl
 from omnilm.manifest import fingerprint, read_manifest, sha256_file, write_manifest
 from omnilm.paths import adapters_dir, data_dir, display, resolve
 
@@ -29,19 +29,6 @@ class StopTraining(Exception):
 
 
 # ---------------------------------------------------------------- data
-
-def read_jsonl(path):
-    rows = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise UserError(f"{display(path)} line {n} is not valid JSON ({e.msg})")
-    return rows
-
 
 def chat_tokens(tokenizer, messages, mask_prompt=True):
     """(token ids, loss start): a conversation in the model's own chat template, with
@@ -111,7 +98,7 @@ def load_split(path, tokenizer, mask_prompt):
     """One split as an mlx-lm dataset, by the format of its rows."""
     from mlx_lm.tuner.datasets import CacheDataset, TextDataset
 
-    rows = read_jsonl(path)
+    rows = read_jsonl(path, "training data")
     if not rows:
         raise UserError(f"{display(path)} is empty")
     first = rows[0]

@@ -1,6 +1,5 @@
 """Stage 30: the reference-answer NLL and the written results."""
 import csv
-import json
 import math
 import subprocess
 import sys

@@ -1,11 +1,12 @@
 """prepare_data.py run as a user runs it: the demo paper end to end, a folder of PDFs,
-and one clear refusal (exit 2, no output) for every kind of bad input."""
+replay pairs mixed into train only, and one clear refusal (exit 2, no output) for
+every kind of bad input."""
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
+from conftest import place_model
 
 from omnilm.paths import REPO_DIR
 from omnilm.pdf_writer import Page, render_paper, write_pdf
@@ -16,12 +17,10 @@ DEMO_MD = (REPO_DIR / "10_stage1_cpt" / "demo_paper.md").read_text()
 
 @pytest.fixture
 def root(project_root, demo_text_model):
-    """A project root holding the demo PDF and the demo model's tokenizer where the defaults look."""
+    """A project root holding the demo PDF and the demo model where the defaults look
+    (the model answers the replay questions)."""
     (project_root / "data" / "demo_paper.pdf").write_bytes(render_paper(DEMO_MD)[0])
-    model = project_root / "models" / "demo-omni-Text"
-    model.mkdir()
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
-        shutil.copyfile(demo_text_model / name, model / name)
+    place_model(demo_text_model, project_root / "models", "demo-omni-Text")
     return project_root
 
 
@@ -40,8 +39,8 @@ def text_page(lines):
     return page
 
 
-def test_demo_paper_with_no_arguments(root):
-    run = prepare()
+def test_demo_paper_document_only(root):
+    run = prepare("--replay", 0)  # replay has its own test: 60 answers would take a minute here
     assert run.returncode == 0, run.stderr
     out = root / "data" / "cpt" / "demo_paper"
     assert "4/4 pages" in run.stdout and "data/cpt/demo_paper" in run.stdout
@@ -50,7 +49,8 @@ def test_demo_paper_with_no_arguments(root):
     m = manifest["metrics"]
     chunks, train, valid = (read_jsonl(out / f) for f in ("chunks.jsonl", "train.jsonl", "valid.jsonl"))
     assert len(chunks) == m["chunks"] >= 8 and len(valid) == m["valid_chunks"] >= 1
-    assert len(train) + len(valid) == len(chunks) and m["train_chunks"] == len(train)
+    assert len(train) + len(valid) == len(chunks) and m["train_chunks"] == len(train) and m["replay_pairs"] == 0
+    assert not (out / "replay.jsonl").exists()
     assert all(set(row) == {"text"} for row in train + valid)
     assert all(c["tokens"] <= m["chunk_tokens"] and c["pages"] and set(c["pages"]) <= {1, 2, 3, 4} for c in chunks)
     assert {c["text"] for c in chunks if c["split"] == "valid"} == {row["text"] for row in valid}
@@ -59,13 +59,13 @@ def test_demo_paper_with_no_arguments(root):
     assert "Rivera" not in text and "2 of 4" not in text
     assert m["pages_dropped"] == [] and m["cleaning"]["hyphenations_joined"] >= 3
 
-    again = prepare("--force", "--chunk-tokens", 512, "--min-chunks", 0, "--keep-references",
+    again = prepare("--force", "--replay", 0, "--chunk-tokens", 512, "--min-chunks", 0, "--keep-references",
                     "--extractor", "pdfplumber", "--seed", 3)
     assert again.returncode == 0, again.stderr
     m2 = json.loads((out / "manifest.json").read_text())["metrics"]
     assert m2["chunk_tokens"] == 512 and m2["chunks"] < m["chunks"] and m2["extractor"] == "pdfplumber"
     assert "Rivera" in (out / "chunks.jsonl").read_text()
-    assert prepare().returncode == 2  # exists, no --force
+    assert prepare("--replay", 0).returncode == 2  # exists, no --force
 
 
 def test_a_folder_of_pdfs_with_an_image_only_page(root):
@@ -77,7 +77,7 @@ def test_a_folder_of_pdfs_with_an_image_only_page(root):
     for n in range(2):
         pages = [text_page([f"Document {n} page {p}. " + sentence] * 40) for p in range(2)]
         (folder / f"paper{n}.pdf").write_bytes(write_pdf(pages + ([scan] if n else [])))
-    run = prepare("--pdf", folder, "--chunk-tokens", 256)
+    run = prepare("--pdf", folder, "--chunk-tokens", 256, "--replay", 0)
     assert run.returncode == 0, run.stderr
     assert "1 of 3 pages have no text layer" in run.stderr
     out = root / "data" / "cpt" / "papers"
@@ -88,6 +88,30 @@ def test_a_folder_of_pdfs_with_an_image_only_page(root):
     assert m["pages"] == 5 and m["pages_used"] == 4 and m["files"] == 2
     assert m["pages_dropped"] == [{"file": "paper1.pdf", "page": 3,
                                    "reason": "no text layer (a scanned or image-only page)"}]
+
+
+def test_replay_pairs_are_mixed_into_train_only_and_counted(root):
+    """The model's own answers to general questions: kept at EOS, rendered as whole
+    conversations in its chat template, in train only; validation stays the document."""
+    questions = root / "general.txt"
+    questions.write_text("What is the capital of Italy?\nWhat is the capital of Japan?\n"
+                         "How many days are there in a week?\nWhy do we need to drink water?\n")
+    run = prepare("--replay", 4, "--replay-questions", questions, "--replay-max-tokens", 24)
+    assert run.returncode == 0, run.stderr
+    out = root / "data" / "cpt" / "demo_paper"
+    m = json.loads((out / "manifest.json").read_text())
+    replay = read_jsonl(out / "replay.jsonl")
+    # the control question is skipped; the short factual answers end at EOS; the long one is cut
+    assert m["metrics"]["replay"]["questions_skipped"] == {"near_control_question": 1}
+    assert [r["question"] for r in replay] == ["What is the capital of Italy?", "What is the capital of Japan?"]
+    assert "Rome" in replay[0]["answer"] and m["metrics"]["replay"]["dropped_by_reason"] == {"truncated": 1}
+    train, valid = read_jsonl(out / "train.jsonl"), read_jsonl(out / "valid.jsonl")
+    chats = [row["text"] for row in train if "<|im_start|>" in row["text"]]
+    assert len(chats) == m["metrics"]["replay_train_rows"] == 1 and m["metrics"]["replay_pairs"] == 2
+    assert chats[0].count("<|im_start|>assistant\n<think>\n\n</think>\n\n") == 2 and replay[1]["answer"] in chats[0]
+    assert len(train) == m["metrics"]["train_chunks"] + 1
+    assert not any("<|im_start|>" in row["text"] for row in valid)
+    assert "replay: 2/3" in run.stdout
 
 
 def _bad_inputs():

@@ -52,9 +52,14 @@ def test_paraphrase_questions_are_held_out_and_filters_count_reasons():
 def test_split_keeps_golden_in_train_and_every_fact_in_train():
     pairs = [dict(golden(f"Golden {i}?", "A golden answer."), group=f"golden-{i}") for i in range(5)]
     pairs += [dict(rule(f"Rule {i} {v}?", "A rule answer."), group=f"rule-{i}") for i in range(10) for v in range(3)]
+    pairs += [dict(golden(f"Golden {i} in X?", "A golden answer."), group=f"golden-{i}", variant="context")
+              for i in range(5)]
     train, valid, overlap = split_train_valid(pairs, valid_fraction=0.2, seed=3)
-    assert not overlap and len(valid) == 6 and len(train) + len(valid) == len(pairs)
-    assert all(p["source"] == "golden" for p in pairs if p["group"].startswith("golden") and p in train)
+    assert not overlap and len(valid) == 8 and len(train) + len(valid) == len(pairs)
+    assert all(p in train for p in pairs if p["source"] == "golden" and p["variant"] == "plain")
+    only_golden = [golden("G?", "A golden answer."), dict(golden("G in X?", "A golden answer."), variant="context")]
+    _, golden_valid, _ = split_train_valid([dict(p, group="golden-0") for p in only_golden], 0.5)
+    assert [p["variant"] for p in golden_valid] == ["context"]  # a golden fact asked in other words validates
     assert {p["group"] for p in train} == {p["group"] for p in pairs}  # no fact only in validation
     assert split_train_valid(pairs, 0.2, seed=3) == (train, valid, overlap)  # deterministic
 
@@ -103,7 +108,9 @@ def test_script_writes_clean_data_without_a_model(project_root):
     manifest = json.loads((out / "manifest.json").read_text())
     train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     valid = [json.loads(line) for line in (out / "valid.jsonl").read_text().splitlines()]
-    assert manifest["metrics"]["train"] == len(train) and manifest["metrics"]["golden_in_train"] == 3  # the pair + 2 context variants
+    # the golden pair is trained; its 2 context variants are trained or validate (other words, same fact)
+    assert manifest["metrics"]["train"] == len(train) and manifest["metrics"]["golden_in_train"] in (2, 3)
+    assert any(row["messages"][0]["content"] == "What is SCP?" for row in train)
     assert manifest["context_name"] == "CLaRa"
     questions = [row["messages"][0]["content"] for row in train + valid]
     assert "What is SCP?" in questions and "What does CLaRa stand for?" in questions
@@ -138,3 +145,30 @@ def test_script_refuses_bad_inputs_in_one_sentence(project_root, args, message):
     write_chunks(project_root)
     r = run_script(project_root, *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_script_adds_replay_pairs_to_train_only(project_root):
+    """Stage 10's replay.jsonl next to the chunks: a share of train, tagged, never in valid."""
+    folder = write_chunks(project_root)
+    replay = [{"question": f"What is {n} plus {n}?", "answer": f"{n} plus {n} makes {2 * n} in total."}
+              for n in range(1, 9)]
+    (folder / "replay.jsonl").write_text("".join(json.dumps(r) + "\n" for r in replay))
+    r = run_script(project_root, "--per-chunk", "0", "--replay-share", "0.5")
+    assert r.returncode == 0, r.stderr
+    out = project_root / "data" / "sft" / "crafted"
+    m = json.loads((out / "manifest.json").read_text())["metrics"]
+    train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    valid = [json.loads(line) for line in (out / "valid.jsonl").read_text().splitlines()]
+    replay_questions = {p["question"] for p in replay}
+    in_train = [row for row in train if row["messages"][0]["content"] in replay_questions]
+    document_rows = len(train) - len(in_train)
+    assert len(in_train) == m["replay_in_train"] == min(8, document_rows) and m["replay_available"] == 8
+    assert m["kept_by_source"]["replay"] == len(in_train) and m["train"] == len(train)
+    assert not any(row["messages"][0]["content"] in replay_questions for row in valid)
+    kept = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
+    assert sum(p["source"] == "replay" for p in kept) == len(in_train)
+
+    again = run_script(project_root, "--per-chunk", "0", "--replay-share", "0", "--force")
+    assert again.returncode == 0, again.stderr
+    m0 = json.loads((out / "manifest.json").read_text())["metrics"]
+    assert m0["replay_in_train"] == 0 and m0["train"] == document_rows

@@ -1,0 +1,119 @@
+"""Replay data against forgetting: the base model's own greedy answers to general questions.
+
+Training on one document teaches a small model to answer everything with the
+document's sentences. Mixing in the model's own answers to everyday questions
+(self-distillation) keeps its general behaviour at no cost in quality: the
+targets are what it already says. The pairs are generated once, by stage 10,
+into `replay.jsonl` next to the chunks; stage 10 mixes them into the CPT text and
+stage 20 into the SFT train split (never into validation, which measures the
+document)."""
+import json
+import random
+from collections import Counter
+
+from omnilm.errors import UserError
+from omnilm.paths import REPO_DIR, display
+from omnilm.qa_filters import check_leakage, check_length, find_near_duplicate, normalize_text
+from omnilm.think import split_reasoning
+
+QUESTIONS = REPO_DIR / "20_stage2_sft" / "replay_questions.txt"
+REPLAY_FILE = "replay.jsonl"
+CONTROL_SIMILARITY = 0.6  # as loose as the paraphrase hold-out: no reworded control question gets in
+MAX_WORDS = 20  # a small model's long answers ramble; short ones teach it to answer and stop
+
+
+def load_replay_questions(path, control=()):
+    """(questions, dropped): one question per line ('#' lines and blanks skipped),
+    without repeats and without near-duplicates of the evaluation's control
+    questions (those measure forgetting, so they must stay unseen)."""
+    if not path.is_file():
+        raise UserError(f"replay questions {display(path)} do not exist")
+    questions, dropped = [], Counter()
+    for line in path.read_text().splitlines():
+        q = normalize_text(line)
+        if not q or q.startswith("#"):
+            continue
+        if find_near_duplicate(q, control, CONTROL_SIMILARITY):
+            dropped["near_control_question"] += 1
+        elif q in questions:
+            dropped["repeated"] += 1
+        else:
+            questions.append(q)
+    return questions, dict(dropped)
+
+
+def select_answers(questions, texts, truncated):
+    """(kept [{question, answer}], dropped [{question, answer, reason}]): an answer
+    is kept only when generation ended at the end token within the limit, it has at
+    most MAX_WORDS words, and it passes the leakage filters of the document pairs."""
+    kept, dropped = [], []
+    for q, text, cut in zip(questions, texts, truncated):
+        answer = normalize_text(split_reasoning(text)[0])
+        reason = "truncated" if cut else (check_length(q, answer) or check_leakage(q, answer))
+        if not reason and len(answer.split()) > MAX_WORDS:
+            reason = "long"
+        (dropped if reason else kept).append({"question": q, "answer": answer, **({"reason": reason} if reason else {})})
+    return kept, dropped
+
+
+def generate_replay(model, tokenizer, questions, max_tokens=64, batch_size=16, bar=None):
+    """(kept, dropped, GenerationRun): greedy answers, batched, each prompt tokenized
+    exactly as it appears inside a training example (see chat.prompt_ids)."""
+    from omnilm.chat import prompt_ids
+    from omnilm.qa_generation import generate_batched
+
+    prompts = [prompt_ids(tokenizer, [{"role": "user", "content": q}]) for q in questions]
+    run = generate_batched(model, tokenizer, prompts, max_tokens=max_tokens, batch_size=batch_size, bar=bar)
+    kept, dropped = select_answers(questions, run.texts, run.truncated)
+    return kept, dropped, run
+
+
+def to_messages(pair):
+    return [{"role": "user", "content": pair["question"]}, {"role": "assistant", "content": pair["answer"]}]
+
+
+def conversation_texts(tokenizer, pairs, max_tokens):
+    """CPT rows: whole conversations in the model's chat template (the empty reasoning
+    block included, as the trainer renders SFT), packed in order into rows of at most
+    `max_tokens` tokens so a row weighs about as much as a document chunk."""
+    rows, current, size = [], "", 0
+    for pair in pairs:
+        text = tokenizer.apply_chat_template(to_messages(pair), tokenize=False)
+        n = len(tokenizer.encode(text, add_special_tokens=False))
+        if current and size + n > max_tokens:
+            rows.append(current)
+            current, size = "", 0
+        current, size = current + text, size + n
+    return rows + ([current] if current else [])
+
+
+def read_replay(folder):
+    """The pairs stage 10 wrote next to the chunks ([] when it wrote none)."""
+    path = folder / REPLAY_FILE
+    if not path.is_file():
+        return []
+    pairs = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"replay pairs {display(path)} line {n} is not valid JSON ({e.msg})")
+        if not (isinstance(row, dict) and isinstance(row.get("question"), str) and isinstance(row.get("answer"), str)):
+            raise UserError(f"replay pairs {display(path)} line {n} needs \"question\" and \"answer\"")
+        pairs.append({"question": row["question"], "answer": row["answer"]})
+    return pairs
+
+
+def replay_count(available, train_rows, share):
+    """How many replay pairs make `share` (0 <= share < 1) of the final train set, capped by what exists."""
+    if share <= 0 or not available:
+        return 0
+    return min(available, round(share / (1 - share) * train_rows))
+
+
+def pick_replay(pairs, n, seed=0):
+    """`n` pairs, the same ones for the same seed, in file order."""
+    chosen = sorted(random.Random(seed).sample(range(len(pairs)), n))
+    return [pairs[i] for i in chosen]

@@ -1,0 +1,89 @@
+"""Replay data: which answers are kept, the question list, CPT rows, SFT share, generation."""
+import pytest
+
+from omnilm.errors import UserError
+from omnilm.paths import REPO_DIR
+from omnilm.replay import (QUESTIONS, conversation_texts, generate_replay, load_replay_questions, pick_replay,
+                           replay_count, select_answers)
+from omnilm.sft_data import load_eval_questions
+
+CONTROL = ["What is the capital of France?", "How many days are there in a week?"]
+
+
+def test_only_finished_clean_answers_are_kept():
+    questions = ["What is the capital of Italy?", "Why is the sky blue?", "What do bees make?",
+                 "What is two plus two?", "What is ice made of?", "Who painted the Mona Lisa?"]
+    texts = ["The capital of Italy is Rome.",
+             "The sky is blue because air scatters",  # cut by the token limit
+             "Question: what do bees make? Answer: honey.",  # format debris
+             "Four.",  # too short to teach an answer
+             "Ice is ice is ice is ice.",  # degenerate repetition
+             "<think>a painter</think>Leonardo da Vinci painted the Mona Lisa."]
+    truncated = [False, True, False, False, False, False]
+    kept, dropped = select_answers(questions, texts, truncated)
+    assert kept == [{"question": "What is the capital of Italy?", "answer": "The capital of Italy is Rome."},
+                    {"question": "Who painted the Mona Lisa?",
+                     "answer": "Leonardo da Vinci painted the Mona Lisa."}]  # the reasoning block is not kept
+    assert [d["reason"] for d in dropped] == ["truncated", "leakage", "length", "leakage"]
+
+
+def test_question_list_skips_control_questions_and_repeats(tmp_path):
+    path = tmp_path / "q.txt"
+    path.write_text("# everyday questions\nWhat is the capital of Italy?\n\nWhat is the capital city of France?\n"
+                    "How many days are in a week?\nWhat is the capital of Italy?\nWho wrote Hamlet?\n")
+    questions, skipped = load_replay_questions(path, CONTROL)
+    assert questions == ["What is the capital of Italy?", "Who wrote Hamlet?"]
+    assert skipped == {"near_control_question": 2, "repeated": 1}
+    with pytest.raises(UserError, match="do not exist"):
+        load_replay_questions(tmp_path / "missing.txt")
+
+
+def test_committed_questions_stay_clear_of_the_control_questions():
+    control = load_eval_questions(REPO_DIR / "30_evaluation" / "questions.jsonl", "control")
+    questions, skipped = load_replay_questions(QUESTIONS, control)
+    assert len(control) == 5 and skipped == {} and len(questions) >= 40
+
+
+def test_conversations_are_packed_whole_and_in_order(demo_text_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(demo_text_model))
+    pairs = [{"question": f"What is {n} plus {n}?", "answer": f"{n} plus {n} is {2 * n}."} for n in range(1, 8)]
+    rows = conversation_texts(tok, pairs, max_tokens=120)
+    one = tok.apply_chat_template([{"role": "user", "content": pairs[0]["question"]},
+                                   {"role": "assistant", "content": pairs[0]["answer"]}], tokenize=False)
+    assert rows[0].startswith(one) and one.endswith("<|im_end|>\n") and "</think>\n\n1 plus 1 is 2." in one
+    assert len(rows) > 1 and all(len(tok.encode(r)) <= 120 for r in rows)
+    assert "".join(rows).count("<|im_start|>assistant") == len(pairs)
+    assert [p["answer"] for p in pairs if p["answer"] in "".join(rows)] == [p["answer"] for p in pairs]
+
+
+def test_share_of_train_and_deterministic_pick():
+    assert replay_count(17, 53, 0.25) == 17 and replay_count(40, 60, 0.25) == 20
+    assert replay_count(40, 60, 0) == 0 and replay_count(0, 60, 0.5) == 0
+    pairs = [{"question": f"q{i}?", "answer": f"a{i}"} for i in range(10)]
+    assert pick_replay(pairs, 4, seed=1) == pick_replay(pairs, 4, seed=1)
+    assert pick_replay(pairs, 10) == pairs
+
+
+def test_generation_keeps_nothing_cut_by_the_limit_and_is_deterministic(tiny_model):
+    from omnilm.chat import load_model
+
+    model, tok = load_model(tiny_model)
+    questions = ["What is the capital of Italy?", "Who wrote Hamlet?", "What do bees make?"]
+    kept, dropped, run = generate_replay(model, tok, questions, max_tokens=5, batch_size=2)
+    again = generate_replay(model, tok, questions, max_tokens=5, batch_size=2)
+    assert (kept, dropped, run.texts) == (again[0], again[1], again[2].texts)
+    assert len(kept) + len(dropped) == 3 and run.generated_tokens > 0
+    assert all(d["reason"] == "truncated" for d, cut in zip(dropped, run.truncated) if cut)
+    assert not kept  # a random model never finishes a sentence in 5 tokens
+
+
+def test_generation_keeps_the_real_model_answer(demo_text_model):
+    from omnilm.chat import load_model
+
+    model, tok = load_model(demo_text_model)
+    kept, dropped, run = generate_replay(model, tok, ["What is the capital of Italy?", "Why do we need water?"],
+                                         max_tokens=24)
+    assert [k["question"] for k in kept] == ["What is the capital of Italy?"] and "Rome" in kept[0]["answer"]
+    assert [d["reason"] for d in dropped] == ["truncated"] and run.truncated == [False, True]
