@@ -7,11 +7,11 @@ targets are what it already says. The pairs are generated once, by stage 10,
 into `replay.jsonl` next to the chunks; stage 10 mixes them into the CPT text and
 stage 20 into the SFT train split (never into validation, which measures the
 document)."""
-import json
 import random
 from collections import Counter
 
 from omnilm.errors import UserError
+from omnilm.jsonl import read_jsonl
 from omnilm.paths import REPO_DIR, display
 from omnilm.qa_filters import check_leakage, check_length, find_near_duplicate, normalize_text
 from omnilm.think import split_reasoning
@@ -93,14 +93,8 @@ def read_replay(folder):
     if not path.is_file():
         return []
     pairs = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"replay pairs {display(path)} line {n} is not valid JSON ({e.msg})")
-        if not (isinstance(row, dict) and isinstance(row.get("question"), str) and isinstance(row.get("answer"), str)):
+    for n, row in enumerate(read_jsonl(path, "replay pairs"), 1):
+        if not (isinstance(row.get("question"), str) and isinstance(row.get("answer"), str)):
             raise UserError(f"replay pairs {display(path)} line {n} needs \"question\" and \"answer\"")
         pairs.append({"question": row["question"], "answer": row["answer"]})
     return pairs
