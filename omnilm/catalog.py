@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from omnilm.errors import UserError
+from omnilm.extract import is_omni
 from omnilm.manifest import read_manifest
 from omnilm.paths import adapters_dir, display, models_dir
 from omnilm.safetensors_io import read_header
@@ -91,7 +92,7 @@ def model_problem(folder):
     config = _read_json(folder / "config.json")
     if config is None:
         return "no readable config.json"
-    if "text_config" in config or "vision_config" in config or config.get("model_type") == "vlm":
+    if is_omni(config):
         return "omni/VLM checkpoint (extract its text model with 00_extract first)"
     weights = sorted(folder.glob(WEIGHTS))
     if not weights:

@@ -32,6 +32,11 @@ LAYER_TENSORS = ("input_layernorm", "post_attention_layernorm", "self_attn.q_pro
                  "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 
 
+def is_omni(config):
+    """An omni/VLM checkpoint's config (not loadable as a text model before extraction)."""
+    return "text_config" in config or "vision_config" in config or config.get("model_type") == "vlm"
+
+
 def load_config(source):
     path = Path(source) / "config.json"
     if not Path(source).is_dir():

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from omnilm.errors import UserError
+from omnilm.extract import is_omni
 from omnilm.paths import display
 from omnilm.safetensors_io import read_header
 
@@ -29,7 +30,7 @@ def text_model_config(folder):
         config = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{display(path)} is not valid JSON ({e.msg} at line {e.lineno})")
-    if "text_config" in config or "vision_config" in config or config.get("model_type") == "vlm":
+    if is_omni(config):
         raise UserError(f"{display(folder)} is an omni/VLM checkpoint, not a text model; extract its text model "
                         f"first (python 00_extract/extract_text_backbone.py --source {display(folder)})")
     if not any(folder.glob("*.safetensors")):
