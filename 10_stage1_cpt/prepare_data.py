@@ -16,9 +16,9 @@ training and validation both get enough.
 
 Replay against forgetting: the model answers --replay general questions
 (20_stage2_sft/replay_questions.txt) greedily; answers that end within the token
-limit and pass the leakage filters go to replay.jsonl, and the conversations, in
-the model's chat template, are mixed into train.jsonl (never valid.jsonl, which
-stays the document). Stage 20 adds the same pairs to its train split.
+limit and pass the leakage filters go to replay.jsonl; as plain text (question, then
+answer), packed like chunks, they are mixed into train.jsonl as --replay-share of
+its rows (valid.jsonl stays the document). Stage 20 draws its own replay share, for train and valid, from replay.jsonl.
 Output: train.jsonl and valid.jsonl ({"text"} lines), chunks.jsonl ({"id", "source",
 "text", "pages", "tokens"}), replay.jsonl ({"question", "answer"}), manifest.json.
 """
@@ -36,11 +36,12 @@ from omnilm.manifest import fingerprint, write_manifest
 from omnilm.paths import REPO_DIR, data_dir, display, models_dir, resolve
 from omnilm.pdf_text import EXTRACTORS, clean_pages, extract_pages
 from omnilm.progress import bar
-from omnilm.replay import QUESTIONS, REPLAY_FILE, conversation_texts, generate_replay, load_replay_questions
+from omnilm.replay import (QUESTIONS, REPLAY_FILE, generate_replay, load_replay_questions,
+                           replay_count, replay_texts)
 
 DEFAULTS = {"pdf": "data/demo_paper.pdf", "model": "models/demo-omni-Text", "output": None, "chunk_tokens": 512,
             "overlap": 64, "min_chunks": 8, "valid_fraction": 0.1, "seed": 0, "keep_references": False,
-            "extractor": "auto", "replay": 60, "replay_questions": str(QUESTIONS), "replay_max_tokens": 64,
+            "extractor": "auto", "replay": 200, "replay_share": 0.35, "replay_questions": str(QUESTIONS), "replay_max_tokens": 64,
             "eval_questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl")}
 SMALLEST_CHUNK = 128
 
@@ -131,7 +132,9 @@ def main():
     p.add_argument("--keep-references", action="store_true", default=None, help="keep the references section")
     p.add_argument("--extractor", choices=EXTRACTORS, help="auto (pdftotext if installed, else pdfplumber)")
     p.add_argument("--replay", type=int, help="general questions the model answers for replay against "
-                                               "forgetting, 0 = none (default 60)")
+                                               "forgetting, 0 = none (default 200)")
+    p.add_argument("--replay-share", type=float, help="share of the CPT train rows taken by replay text "
+                                                     "(as many as were kept at most; default 0.35)")
     p.add_argument("--replay-questions", help="one question a line (default 20_stage2_sft/replay_questions.txt)")
     p.add_argument("--replay-max-tokens", type=int, help="an answer not finished within this many tokens is "
                                                           "dropped (default 64)")
@@ -144,8 +147,8 @@ def main():
         raise UserError(f"--valid-fraction {args.valid_fraction} must be between 0 and 1")
     if args.chunk_tokens < SMALLEST_CHUNK or not 0 <= args.overlap < args.chunk_tokens // 2:
         raise UserError(f"--chunk-tokens must be >= {SMALLEST_CHUNK} and --overlap below half of it")
-    if args.replay < 0:
-        raise UserError(f"--replay {args.replay} must be >= 0")
+    if args.replay < 0 or not 0 <= args.replay_share < 1:
+        raise UserError("--replay must be >= 0 and --replay-share in [0, 1)")
 
     pdf = resolve(args.pdf)
     files = list_pdfs(pdf)
@@ -178,7 +181,8 @@ def main():
                         f"text make {len(chunks)} chunk(s); give a longer document")
     train_idx, valid_idx = split_train_valid(len(chunks), args.valid_fraction, args.seed)
     replay, replay_metrics, generation = replay_pairs(args, model) if args.replay else ([], {}, {})
-    replay_rows = conversation_texts(tokenizer, replay, size)
+    replay_rows = replay_texts(tokenizer, replay, size)
+    replay_rows = replay_rows[:replay_count(len(replay_rows), len(train_idx), args.replay_share)]
 
     pages_dropped = [{"file": path.name, "page": page, "reason": why}
                      for path, doc in docs for page, why in sorted(doc.dropped_pages.items())]

@@ -17,8 +17,9 @@ wording, grounding in its chunk) and near-duplicate removal; questions that
 near-duplicate an evaluation `paraphrase` question (30_evaluation/questions.jsonl) are
 held out. Kept pairs are asked with and without the document's name.
 Replay against forgetting: the base model's own answers to general questions that
-stage 10 wrote (replay.jsonl next to the chunks) are added to train only, tagged
-source=replay, as --replay-share of the train rows. Output:
+stage 10 wrote (replay.jsonl next to the chunks) are added, tagged source=replay, as
+--replay-share of the train rows and, other pairs, of the valid rows: the validation
+loss that picks the best weights then rises when general answers drift. Output:
 train.jsonl / valid.jsonl ({"messages"}), pairs.jsonl, dropped.jsonl (with reasons),
 manifest.json (counts by reason, generation throughput).
 """
@@ -30,7 +31,7 @@ from omnilm.errors import UserError, run_main
 from omnilm.manifest import fingerprint, read_manifest, write_manifest
 from omnilm.paths import REPO_DIR, adapters_dir, data_dir, display, models_dir, resolve
 from omnilm.progress import bar
-from omnilm.replay import pick_replay, read_replay, replay_count
+from omnilm.replay import read_replay, split_replay
 from omnilm.jsonl import read_jsonl, write_jsonl
 from omnilm.sft_data import build_pairs, counts, load_golden, load_heldout_questions, split_train_valid, to_messages
 
@@ -38,7 +39,7 @@ DEFAULTS = {"chunks": None, "model": None, "adapter": None, "per_chunk": 2, "out
             "golden": str(REPO_DIR / "20_stage2_sft" / "golden.jsonl"),
             "questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl"),
             "max_tokens": 80, "batch_size": 16, "temp": 0.0, "seed": 0, "valid_fraction": 0.2,
-            "min_overlap": 0.8, "context_name": None, "replay_share": 0.35}
+            "min_overlap": 0.8, "context_name": None, "replay_share": 0.5}
 
 
 def load_chunks(folder):
@@ -124,8 +125,8 @@ def main():
     p.add_argument("--valid-fraction", type=float, help="share of pairs for validation: other wordings of facts kept in train (default 0.2)")
     p.add_argument("--min-overlap", type=float, help="share of an answer's content words found in its chunk (default 0.8)")
     p.add_argument("--context-name", help="the document's name used in question variants (default: from its title)")
-    p.add_argument("--replay-share", type=float, help="share of the train rows taken by the replay pairs of the "
-                                                        "chunks folder (as many as exist at most), 0 = none (default 0.35)")
+    p.add_argument("--replay-share", type=float, help="share of the train rows, and of the valid rows, taken by "
+                        "the replay pairs of the chunks folder (as many as exist at most), 0 = none (default 0.5)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--config", help="YAML file with these options (section: qa)")
     args = resolve_options(p.parse_args(), DEFAULTS, section="qa")
@@ -166,14 +167,15 @@ def main():
         raise UserError(f"no pair survived the filters for {display(chunks_dir)}; see the reasons with --per-chunk and golden.jsonl")
     train, valid, overlap = split_train_valid(kept, args.valid_fraction, args.seed)
     replay = read_replay(chunks_dir)
-    # after the split: replay keeps general answers, it is not a fact to validate
-    replay_used = [dict(p, source="replay", variant="plain", group=f"replay-{i}", pages=[], chunk_id=None)
-                   for i, p in enumerate(pick_replay(replay, replay_count(len(replay), len(train), args.replay_share),
-                                                     args.seed))]
-    train, kept = train + replay_used, kept + replay_used
+    # after the document split, so each split gets its share of the final rows
+    replay_train, replay_valid = ([dict(p, source="replay", variant="plain", group=f"replay-{split}-{i}", pages=[],
+                                        chunk_id=None) for i, p in enumerate(part)]
+                                  for split, part in zip(("train", "valid"), split_replay(
+                                      replay, len(train), len(valid), args.replay_share, args.seed)))
+    train, valid, kept = train + replay_train, valid + replay_valid, kept + replay_train + replay_valid
     train_rows, valid_rows = [to_messages(p) for p in train], [to_messages(p) for p in valid]
     metrics = counts(kept, dropped, train, valid)
-    metrics["replay_available"], metrics["replay_in_train"] = len(replay), len(replay_used)
+    metrics.update(replay_available=len(replay), replay_in_train=len(replay_train), replay_in_valid=len(replay_valid))
     metrics["candidates_by_source"] = {s: sum(c["source"] == s for c in candidates) for s in ("rule", "model")}
     metrics["candidates_by_source"]["golden"] = len(golden)
     metrics["heldout_questions"] = len(heldout)

@@ -1,8 +1,9 @@
 """Question/answer pairs mined from the text itself, without a model.
 
 Rules (each pair remembers which one made it):
-- acronym:     "Anchor Token Distillation (ATD)"          -> What does ATD stand for? / What is the acronym of ...?
-- stands_for:  "VELLUM, which stands for Vector-Encoded..." -> What does VELLUM stand for?
+- acronym:     "Anchor Token Distillation (ATD)"          -> What does ATD stand for? (in EXPANSION_QUESTIONS' wordings)
+                                                             / What is the acronym of ...?
+- stands_for:  "VELLUM, which stands for Vector-Encoded..." -> What does VELLUM stand for? (same wordings)
 - definition:  "KelpQA is the benchmark ..." / "X, a benchmark of ..." -> What is KelpQA?
 - does:        "The Gated Relevance Router (GRR) decides which ..." / "GRR, which selects ..." -> What does GRR do?
 Answers are the document's own sentence about the concept, so they are grounded by
@@ -26,6 +27,10 @@ WHICH_CLAUSE = re.compile(rf"({NAME}),\s+which\s+(?!stands\b)([a-z]+s\s+(?:[^,.;
 DOES = re.compile(rf"^({NAME})\s+(?:then\s+|also\s+|further\s+)?([a-z]+s)\s+(.+?)[.!]?$")
 NOT_VERBS = {"is", "was", "has", "does", "uses", "its", "this", "was", "as", "plus", "less"}
 ACRONYM_IN = re.compile(r"\(([A-Z][A-Za-z0-9]{1,9})\)")
+# A fact asked one way is learned as that string: a small model answers the trained
+# question and fails a reworded one. Several wordings of the expansion teach the fact.
+EXPANSION_QUESTIONS = ("What does {acr} stand for?", "What is {acr} short for?",
+                       "What is the long form of {acr}?")
 
 
 def initials(word):
@@ -105,6 +110,10 @@ def _asked_names(name, acronym, article):
     return names
 
 
+def _expansion_pairs(acr, long_name, rule, chunk):
+    return [_pair(q.format(acr=acr), f"{acr} stands for {long_name}.", rule, acr, chunk) for q in EXPANSION_QUESTIONS]
+
+
 def mine_chunk(chunk, acronyms):
     """Rule-based pairs for one chunk; `acronyms` comes from the whole document, so a
     sentence about 'ATD' in one chunk knows its long name from another."""
@@ -114,12 +123,12 @@ def mine_chunk(chunk, acronyms):
         long_name = expand_acronym(m.group(1).split(), m.group(2))
         if long_name:
             acr = m.group(2)
-            pairs.append(_pair(f"What does {acr} stand for?", f"{acr} stands for {long_name}.", "acronym", acr, chunk))
+            pairs += _expansion_pairs(acr, long_name, "acronym", chunk)
             pairs.append(_pair(f"What is the acronym of {long_name}?", f"The acronym of {long_name} is {acr}.",
                                "acronym", acr, chunk))
     for m in STANDS_FOR.finditer(flat):
         acr, expansion = m.group(1), " ".join(m.group(2).split())
-        pairs.append(_pair(f"What does {acr} stand for?", f"{acr} stands for {expansion}.", "stands_for", acr, chunk))
+        pairs += _expansion_pairs(acr, expansion, "stands_for", chunk)
     by_long = {v: k for k, v in acronyms.items()}
     for sentence in split_sentences(chunk["text"]):
         pairs += _definitions(sentence, acronyms, by_long, chunk)

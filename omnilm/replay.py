@@ -5,8 +5,9 @@ document's sentences. Mixing in the model's own answers to everyday questions
 (self-distillation) keeps its general behaviour at no cost in quality: the
 targets are what it already says. The pairs are generated once, by stage 10,
 into `replay.jsonl` next to the chunks; stage 10 mixes them into the CPT text and
-stage 20 into the SFT train split (never into validation, which measures the
-document)."""
+stage 20 into both SFT splits: disjoint pairs in validation make the best-weights
+choice see forgetting (their loss rises as general answers drift), not only the
+document's loss, which keeps falling while the model memorizes."""
 import random
 from collections import Counter
 
@@ -68,23 +69,23 @@ def generate_replay(model, tokenizer, questions, max_tokens=64, batch_size=16, b
     return kept, dropped, run
 
 
-def to_messages(pair):
-    return [{"role": "user", "content": pair["question"]}, {"role": "assistant", "content": pair["answer"]}]
+def replay_texts(tokenizer, pairs, max_tokens):
+    """CPT rows: each question and its answer as plain text, packed in order into rows
+    of at most `max_tokens` tokens so a row weighs about as much as a document chunk.
 
-
-def conversation_texts(tokenizer, pairs, max_tokens):
-    """CPT rows: whole conversations in the model's chat template (the empty reasoning
-    block included, as the trainer renders SFT), packed in order into rows of at most
-    `max_tokens` tokens so a row weighs about as much as a document chunk."""
+    Plain text, not the chat template: CPT puts loss on every token, so packed chats
+    taught the template's boilerplate instead of the answers. Measured on the demo, the
+    CPT model then answered chat prompts with '</think>' over and over, or with the
+    default system prompt. SFT, which masks the prompt, keeps the chat form."""
     rows, current, size = [], "", 0
     for pair in pairs:
-        text = tokenizer.apply_chat_template(to_messages(pair), tokenize=False)
+        text = f"{pair['question']}\n{pair['answer']}\n\n"
         n = len(tokenizer.encode(text, add_special_tokens=False))
         if current and size + n > max_tokens:
-            rows.append(current)
+            rows.append(current.rstrip())
             current, size = "", 0
         current, size = current + text, size + n
-    return rows + ([current] if current else [])
+    return rows + ([current.rstrip()] if current else [])
 
 
 def read_replay(folder):
@@ -107,7 +108,13 @@ def replay_count(available, train_rows, share):
     return min(available, round(share / (1 - share) * train_rows))
 
 
-def pick_replay(pairs, n, seed=0):
-    """`n` pairs, the same ones for the same seed, in file order."""
-    chosen = sorted(random.Random(seed).sample(range(len(pairs)), n))
-    return [pairs[i] for i in chosen]
+def split_replay(pairs, train_rows, valid_rows, share, seed=0):
+    """(train, valid): disjoint replay pairs, each `share` of its split's final rows;
+    when there are too few, both splits shrink in proportion (validation needs some to
+    see forgetting). The same pairs for the same seed, in file order."""
+    n_train, n_valid = (replay_count(len(pairs), rows, share) for rows in (train_rows, valid_rows))
+    if n_train + n_valid > len(pairs):
+        n_valid = round(len(pairs) * valid_rows / (train_rows + valid_rows))
+        n_train = len(pairs) - n_valid
+    order = random.Random(seed).sample(range(len(pairs)), n_train + n_valid)
+    return [pairs[i] for i in sorted(order[:n_train])], [pairs[i] for i in sorted(order[n_train:])]

@@ -1,5 +1,6 @@
 """Stage 30: the reference-answer NLL and the written results."""
 import csv
+import json
 import math
 import subprocess
 import sys
@@ -89,6 +90,9 @@ def test_questions_file_is_valid_and_covers_every_kind():
     kinds = {q["kind"] for q in questions}
     assert kinds == {"domain", "paraphrase", "control"}
     assert len({q["question"] for q in questions}) == len(questions)
+    # every hand-written golden question is asked as a domain question: stage 20 promises them all
+    golden = {json.loads(line)["question"] for line in (REPO / "20_stage2_sft" / "golden.jsonl").read_text().splitlines()}
+    assert golden <= {q["question"] for q in questions if q["kind"] == "domain"}
 
 
 def test_bad_questions_and_stage_specs(tmp_path):

@@ -91,8 +91,8 @@ def test_a_folder_of_pdfs_with_an_image_only_page(root):
 
 
 def test_replay_pairs_are_mixed_into_train_only_and_counted(root):
-    """The model's own answers to general questions: kept at EOS, rendered as whole
-    conversations in its chat template, in train only; validation stays the document."""
+    """The model's own answers to general questions: kept at EOS, mixed into train as
+    plain text (question, then answer); validation stays the document."""
     questions = root / "general.txt"
     questions.write_text("What is the capital of Italy?\nWhat is the capital of Japan?\n"
                          "How many days are there in a week?\nWhy do we need to drink water?\n")
@@ -106,11 +106,11 @@ def test_replay_pairs_are_mixed_into_train_only_and_counted(root):
     assert [r["question"] for r in replay] == ["What is the capital of Italy?", "What is the capital of Japan?"]
     assert "Rome" in replay[0]["answer"] and m["metrics"]["replay"]["dropped_by_reason"] == {"truncated": 1}
     train, valid = read_jsonl(out / "train.jsonl"), read_jsonl(out / "valid.jsonl")
-    chats = [row["text"] for row in train if "<|im_start|>" in row["text"]]
-    assert len(chats) == m["metrics"]["replay_train_rows"] == 1 and m["metrics"]["replay_pairs"] == 2
-    assert chats[0].count("<|im_start|>assistant\n<think>\n\n</think>\n\n") == 2 and replay[1]["answer"] in chats[0]
+    texts = [row["text"] for row in train if row["text"].startswith(replay[0]["question"])]
+    assert len(texts) == m["metrics"]["replay_train_rows"] == 1 and m["metrics"]["replay_pairs"] == 2
+    assert texts[0] == "\n\n".join(f"{r['question']}\n{r['answer']}" for r in replay)
     assert len(train) == m["metrics"]["train_chunks"] + 1
-    assert not any("<|im_start|>" in row["text"] for row in valid)
+    assert not any(r["answer"] in row["text"] for r in replay for row in valid)
     assert "replay: 2/3" in run.stdout
 
 

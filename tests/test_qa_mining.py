@@ -25,6 +25,8 @@ def test_acronym_pairs_are_tagged():
     pairs = mine("We train with Salient Compressor Pretraining (SCP) on every passage.")
     qa = asked(pairs)
     assert qa["What does SCP stand for?"] == "SCP stands for Salient Compressor Pretraining."
+    # the expansion is asked in several wordings, one answer
+    assert qa["What is SCP short for?"] == qa["What is the long form of SCP?"] == qa["What does SCP stand for?"]
     assert qa["What is the acronym of Salient Compressor Pretraining?"] == \
         "The acronym of Salient Compressor Pretraining is SCP."
     assert all(p["source"] == "rule" and p["rule"] == "acronym" and p["pages"] == [2] and p["chunk_id"] == 7
@@ -39,6 +41,7 @@ def test_mismatched_parenthesis_is_not_an_acronym():
 def test_stands_for():
     qa = asked(mine("We present CLaRa, which stands for Continuous Latent Reasoning."))
     assert qa["What does CLaRa stand for?"] == "CLaRa stands for Continuous Latent Reasoning."
+    assert qa["What is CLaRa short for?"] == qa["What does CLaRa stand for?"]
 
 
 def test_is_definition_asks_by_name_and_acronym():

@@ -3,8 +3,8 @@ import pytest
 
 from omnilm.errors import UserError
 from omnilm.paths import REPO_DIR
-from omnilm.replay import (QUESTIONS, conversation_texts, generate_replay, load_replay_questions, pick_replay,
-                           replay_count, select_answers)
+from omnilm.replay import (QUESTIONS, generate_replay, load_replay_questions, replay_count, replay_texts,
+                           select_answers, split_replay)
 from omnilm.sft_data import load_eval_questions
 
 CONTROL = ["What is the capital of France?", "How many days are there in a week?"]
@@ -41,29 +41,34 @@ def test_question_list_skips_control_questions_and_repeats(tmp_path):
 def test_committed_questions_stay_clear_of_the_control_questions():
     control = load_eval_questions(REPO_DIR / "30_evaluation" / "questions.jsonl", "control")
     questions, skipped = load_replay_questions(QUESTIONS, control)
-    assert len(control) == 5 and skipped == {} and len(questions) >= 40
+    assert len(control) == 15 and skipped == {} and len(questions) >= 40
 
 
-def test_conversations_are_packed_whole_and_in_order(demo_text_model):
+def test_replay_text_is_plain_and_packed_whole_in_order(demo_text_model):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(demo_text_model))
-    pairs = [{"question": f"What is {n} plus {n}?", "answer": f"{n} plus {n} is {2 * n}."} for n in range(1, 8)]
-    rows = conversation_texts(tok, pairs, max_tokens=120)
-    one = tok.apply_chat_template([{"role": "user", "content": pairs[0]["question"]},
-                                   {"role": "assistant", "content": pairs[0]["answer"]}], tokenize=False)
-    assert rows[0].startswith(one) and one.endswith("<|im_end|>\n") and "</think>\n\n1 plus 1 is 2." in one
-    assert len(rows) > 1 and all(len(tok.encode(r)) <= 120 for r in rows)
-    assert "".join(rows).count("<|im_start|>assistant") == len(pairs)
-    assert [p["answer"] for p in pairs if p["answer"] in "".join(rows)] == [p["answer"] for p in pairs]
+    pairs = [{"question": f"What is {n} plus {n}?", "answer": f"{n} plus {n} is {2 * n}."} for n in range(1, 20)]
+    rows = replay_texts(tok, pairs, max_tokens=60)
+    assert rows[0].startswith("What is 1 plus 1?\n1 plus 1 is 2.\n\nWhat is 2 plus 2?\n")
+    # no chat template: CPT's unmasked loss would learn its boilerplate instead of the answers
+    assert not any(marker in "".join(rows) for marker in ("<|im_start|>", "think>", "assistant"))
+    assert len(rows) > 1 and all(len(tok.encode(r)) <= 60 for r in rows)
+    assert "\n\n".join(rows) == "".join(f"{p['question']}\n{p['answer']}\n\n" for p in pairs).rstrip()
 
 
-def test_share_of_train_and_deterministic_pick():
+def test_share_of_each_split_disjoint_and_deterministic():
     assert replay_count(17, 53, 0.25) == 17 and replay_count(40, 60, 0.25) == 20
     assert replay_count(40, 60, 0) == 0 and replay_count(0, 60, 0.5) == 0
-    pairs = [{"question": f"q{i}?", "answer": f"a{i}"} for i in range(10)]
-    assert pick_replay(pairs, 4, seed=1) == pick_replay(pairs, 4, seed=1)
-    assert pick_replay(pairs, 10) == pairs
+    pairs = [{"question": f"q{i}?", "answer": f"a{i}"} for i in range(40)]
+    train, valid = split_replay(pairs, 30, 6, 0.25, seed=1)
+    assert (len(train), len(valid)) == (10, 2) and (train, valid) == split_replay(pairs, 30, 6, 0.25, seed=1)
+    assert not {p["question"] for p in train} & {p["question"] for p in valid}
+    assert train == sorted(train, key=pairs.index)  # file order
+    # too few pairs: both splits shrink in proportion, so validation keeps some
+    train, valid = split_replay(pairs[:6], 30, 6, 0.5)
+    assert (len(train), len(valid)) == (5, 1)
+    assert split_replay(pairs, 30, 6, 0) == ([], [])
 
 
 def test_generation_keeps_nothing_cut_by_the_limit_and_is_deterministic(tiny_model):

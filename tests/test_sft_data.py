@@ -147,11 +147,11 @@ def test_script_refuses_bad_inputs_in_one_sentence(project_root, args, message):
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
-def test_script_adds_replay_pairs_to_train_only(project_root):
-    """Stage 10's replay.jsonl next to the chunks: a share of train, tagged, never in valid."""
+def test_script_adds_replay_pairs_to_both_splits(project_root):
+    """Stage 10's replay.jsonl next to the chunks: a share of train and of valid, tagged, disjoint."""
     folder = write_chunks(project_root)
     replay = [{"question": f"What is {n} plus {n}?", "answer": f"{n} plus {n} makes {2 * n} in total."}
-              for n in range(1, 9)]
+              for n in range(1, 41)]
     (folder / "replay.jsonl").write_text("".join(json.dumps(r) + "\n" for r in replay))
     r = run_script(project_root, "--per-chunk", "0", "--replay-share", "0.5")
     assert r.returncode == 0, r.stderr
@@ -162,13 +162,15 @@ def test_script_adds_replay_pairs_to_train_only(project_root):
     replay_questions = {p["question"] for p in replay}
     in_train = [row for row in train if row["messages"][0]["content"] in replay_questions]
     document_rows = len(train) - len(in_train)
-    assert len(in_train) == m["replay_in_train"] == min(8, document_rows) and m["replay_available"] == 8
-    assert m["kept_by_source"]["replay"] == len(in_train) and m["train"] == len(train)
-    assert not any(row["messages"][0]["content"] in replay_questions for row in valid)
+    in_valid = [row for row in valid if row["messages"][0]["content"] in replay_questions]
+    assert len(in_train) == m["replay_in_train"] == document_rows and m["replay_available"] == 40
+    assert len(in_valid) == m["replay_in_valid"] == len(valid) - len(in_valid) >= 1
+    assert not {r["messages"][0]["content"] for r in in_train} & {r["messages"][0]["content"] for r in in_valid}
+    assert m["kept_by_source"]["replay"] == len(in_train) + len(in_valid) and m["train"] == len(train)
     kept = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
-    assert sum(p["source"] == "replay" for p in kept) == len(in_train)
+    assert sum(p["source"] == "replay" for p in kept) == len(in_train) + len(in_valid)
 
     again = run_script(project_root, "--per-chunk", "0", "--replay-share", "0", "--force")
     assert again.returncode == 0, again.stderr
     m0 = json.loads((out / "manifest.json").read_text())["metrics"]
-    assert m0["replay_in_train"] == 0 and m0["train"] == document_rows
+    assert m0["replay_in_train"] == m0["replay_in_valid"] == 0 and m0["train"] == document_rows
