@@ -18,7 +18,8 @@ Replay against forgetting: the model answers --replay general questions
 (20_stage2_sft/replay_questions.txt) greedily; answers that end within the token
 limit and pass the leakage filters go to replay.jsonl; as plain text (question, then
 answer), packed like chunks, they are mixed into train.jsonl as --replay-share of
-its rows (valid.jsonl stays the document). Stage 20 draws its own replay share, for train and valid, from replay.jsonl.
+its rows (valid.jsonl stays the document). Stage 20 draws its own replay share,
+for train and valid, from replay.jsonl.
 Output: train.jsonl and valid.jsonl ({"text"} lines), chunks.jsonl ({"id", "source",
 "text", "pages", "tokens"}), replay.jsonl ({"question", "answer"}), manifest.json.
 """
@@ -41,8 +42,8 @@ from omnilm.replay import (QUESTIONS, REPLAY_FILE, generate_replay, load_replay_
 
 DEFAULTS = {"pdf": "data/demo_paper.pdf", "model": "models/demo-omni-Text", "output": None, "chunk_tokens": 512,
             "overlap": 64, "min_chunks": 8, "valid_fraction": 0.1, "seed": 0, "keep_references": False,
-            "extractor": "auto", "replay": 200, "replay_share": 0.35, "replay_questions": str(QUESTIONS), "replay_max_tokens": 64,
-            "eval_questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl")}
+            "extractor": "auto", "replay": 200, "replay_share": 0.35, "replay_questions": str(QUESTIONS),
+            "replay_max_tokens": 64, "eval_questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl")}
 SMALLEST_CHUNK = 128
 
 

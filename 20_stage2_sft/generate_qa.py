@@ -168,10 +168,10 @@ def main():
     train, valid, overlap = split_train_valid(kept, args.valid_fraction, args.seed)
     replay = read_replay(chunks_dir)
     # after the document split, so each split gets its share of the final rows
-    replay_train, replay_valid = ([dict(p, source="replay", variant="plain", group=f"replay-{split}-{i}", pages=[],
+    parts = split_replay(replay, len(train), len(valid), args.replay_share, args.seed)
+    replay_train, replay_valid = ([dict(p, source="replay", variant="plain", group=f"replay-{name}-{i}", pages=[],
                                         chunk_id=None) for i, p in enumerate(part)]
-                                  for split, part in zip(("train", "valid"), split_replay(
-                                      replay, len(train), len(valid), args.replay_share, args.seed)))
+                                  for name, part in zip(("train", "valid"), parts))
     train, valid, kept = train + replay_train, valid + replay_valid, kept + replay_train + replay_valid
     train_rows, valid_rows = [to_messages(p) for p in train], [to_messages(p) for p in valid]
     metrics = counts(kept, dropped, train, valid)
