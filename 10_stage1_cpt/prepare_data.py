@@ -12,7 +12,11 @@ numbers, hyphenation across line ends and (unless --keep-references) the referen
 Chunks hold at most --chunk-tokens tokens of the model's tokenizer, cut at paragraph
 or sentence ends, overlapping by about --overlap tokens. A document too short to
 give --min-chunks chunks is cut in smaller chunks (down to 128 tokens) so that
-training and validation both get enough.
+training and validation both get enough. The validation chunks are trained on too:
+the document is what CPT must teach, and a held-out chunk's facts were never learned
+(on the demo it was the Results section, whose numbers SFT then got wrong); their
+loss says how well the document is learned. --hold-out keeps them out (a classic
+held-out perplexity, for a corpus large enough to spare them).
 
 Replay against forgetting: the model answers --replay general questions
 (20_stage2_sft/replay_questions.txt) greedily; answers that end within the token
@@ -130,6 +134,8 @@ def main():
                                                   "this many chunks; 0 keeps --chunk-tokens (default 8)")
     p.add_argument("--valid-fraction", type=float, help="share of chunks for validation, at least one (default 0.1)")
     p.add_argument("--seed", type=int, help="seed of the train/valid split (default 0)")
+    p.add_argument("--hold-out", action="store_true", default=None,
+                   help="keep the validation chunks out of training (default: train on every chunk)")
     p.add_argument("--keep-references", action="store_true", default=None, help="keep the references section")
     p.add_argument("--extractor", choices=EXTRACTORS, help="auto (pdftotext if installed, else pdfplumber)")
     p.add_argument("--replay", type=int, help="general questions the model answers for replay against "
@@ -181,6 +187,8 @@ def main():
         raise UserError(f"{display(pdf)} is too short to split into train and valid: its {tokens} tokens of clean "
                         f"text make {len(chunks)} chunk(s); give a longer document")
     train_idx, valid_idx = split_train_valid(len(chunks), args.valid_fraction, args.seed)
+    if not args.hold_out:
+        train_idx = list(range(len(chunks)))
     replay, replay_metrics, generation = replay_pairs(args, model) if args.replay else ([], {}, {})
     replay_rows = replay_texts(tokenizer, replay, size)
     replay_rows = replay_rows[:replay_count(len(replay_rows), len(train_idx), args.replay_share)]
@@ -208,7 +216,8 @@ def main():
         write_jsonl(tmp / "train.jsonl", [{"text": chunks[i]["text"]} for i in train_idx]
                     + [{"text": row} for row in replay_rows])
         write_jsonl(tmp / "valid.jsonl", ({"text": chunks[i]["text"]} for i in valid_idx))
-        write_jsonl(tmp / "chunks.jsonl", ({**c, "split": "valid" if i in valid_idx else "train"}
+        write_jsonl(tmp / "chunks.jsonl", ({**c, "split": "valid" if i not in train_idx else
+                                            "train+valid" if i in valid_idx else "train"}
                                            for i, c in enumerate(chunks)))
         inputs = {f"pdf:{path.name}": fingerprint(path) for path in files}
         inputs["tokenizer"] = fingerprint(model / "tokenizer.json")

@@ -49,11 +49,13 @@ def test_demo_paper_document_only(root):
     m = manifest["metrics"]
     chunks, train, valid = (read_jsonl(out / f) for f in ("chunks.jsonl", "train.jsonl", "valid.jsonl"))
     assert len(chunks) == m["chunks"] >= 8 and len(valid) == m["valid_chunks"] >= 1
-    assert len(train) + len(valid) == len(chunks) and m["train_chunks"] == len(train) and m["replay_pairs"] == 0
+    # every chunk is trained on (the document is what CPT teaches); the validation ones too
+    assert [r["text"] for r in train] == [c["text"] for c in chunks] and m["train_chunks"] == len(train)
+    assert m["replay_pairs"] == 0
     assert not (out / "replay.jsonl").exists()
     assert all(set(row) == {"text"} for row in train + valid)
     assert all(c["tokens"] <= m["chunk_tokens"] and c["pages"] and set(c["pages"]) <= {1, 2, 3, 4} for c in chunks)
-    assert {c["text"] for c in chunks if c["split"] == "valid"} == {row["text"] for row in valid}
+    assert {c["text"] for c in chunks if c["split"] == "train+valid"} == {row["text"] for row in valid}
     text = "\n".join(c["text"] for c in chunks)
     assert "Anchor Token Distillation (ATD)" in text and "12,400 questions" in text and "compresses each" in text
     assert "Rivera" not in text and "2 of 4" not in text
@@ -65,6 +67,11 @@ def test_demo_paper_document_only(root):
     m2 = json.loads((out / "manifest.json").read_text())["metrics"]
     assert m2["chunk_tokens"] == 512 and m2["chunks"] < m["chunks"] and m2["extractor"] == "pdfplumber"
     assert "Rivera" in (out / "chunks.jsonl").read_text()
+    held = prepare("--force", "--replay", 0, "--hold-out")  # the classic split: validation chunks unseen
+    assert held.returncode == 0, held.stderr
+    chunks, train, valid = (read_jsonl(out / f) for f in ("chunks.jsonl", "train.jsonl", "valid.jsonl"))
+    assert len(train) + len(valid) == len(chunks) and not {r["text"] for r in train} & {r["text"] for r in valid}
+    assert {c["text"] for c in chunks if c["split"] == "valid"} == {row["text"] for row in valid}
     assert prepare("--replay", 0).returncode == 2  # exists, no --force
 
 
@@ -101,17 +108,20 @@ def test_replay_pairs_are_mixed_into_train_only_and_counted(root):
     out = root / "data" / "cpt" / "demo_paper"
     m = json.loads((out / "manifest.json").read_text())
     replay = read_jsonl(out / "replay.jsonl")
-    # the control question is skipped; the short factual answers end at EOS; the long one is cut
+    # the control question is skipped; the short factual answers end at EOS; the long one
+    # is cut by the token limit and keeps its first finished sentence
     assert m["metrics"]["replay"]["questions_skipped"] == {"near_control_question": 1}
-    assert [r["question"] for r in replay] == ["What is the capital of Italy?", "What is the capital of Japan?"]
-    assert "Rome" in replay[0]["answer"] and m["metrics"]["replay"]["dropped_by_reason"] == {"truncated": 1}
+    assert [r["question"] for r in replay] == ["What is the capital of Italy?", "What is the capital of Japan?",
+                                               "Why do we need to drink water?"]
+    assert "Rome" in replay[0]["answer"] and m["metrics"]["replay"]["dropped_by_reason"] == {}
+    assert replay[2]["answer"].endswith(".") and replay[2]["answer"].count(". ") == 0
     train, valid = read_jsonl(out / "train.jsonl"), read_jsonl(out / "valid.jsonl")
     texts = [row["text"] for row in train if row["text"].startswith(replay[0]["question"])]
-    assert len(texts) == m["metrics"]["replay_train_rows"] == 1 and m["metrics"]["replay_pairs"] == 2
+    assert len(texts) == m["metrics"]["replay_train_rows"] == 1 and m["metrics"]["replay_pairs"] == 3
     assert texts[0] == "\n\n".join(f"{r['question']}\n{r['answer']}" for r in replay)
     assert len(train) == m["metrics"]["train_chunks"] + 1
     assert not any(r["answer"] in row["text"] for r in replay for row in valid)
-    assert "replay: 2/3" in run.stdout
+    assert "replay: 3/3" in run.stdout
 
 
 def _bad_inputs():
