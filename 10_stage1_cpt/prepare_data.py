@@ -228,7 +228,7 @@ def main():
         write_manifest(tmp, "prepare", args, inputs=inputs, metrics=metrics, replay_generation=generation)
     resized = f" (shrunk from {args.chunk_tokens} to reach {args.min_chunks} chunks)" if size != args.chunk_tokens else ""
     print(f"{metrics['pages_used']}/{metrics['pages']} pages, {metrics['characters']:,} chars, {tokens:,} tokens -> "
-          f"{len(chunks)} chunks of <= {size} tokens{resized}: {len(train_idx)} train / {len(valid_idx)} valid "
+          f"{len(chunks)} chunks of <= {size} tokens{resized}: {len(train_idx)} train / {len(valid_idx)} valid{'' if args.hold_out else ' (also trained)'} "
           f"[{metrics['extractor']}] -> {display(output)}")
     if args.replay:
         print(f"replay: {len(replay)}/{replay_metrics['questions']} general questions answered by the model kept "

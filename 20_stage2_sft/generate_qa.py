@@ -9,8 +9,7 @@ Examples:
 
 Pairs come from three sources, each tagged in pairs.jsonl:
   golden  20_stage2_sft/golden.jsonl, hand-written; always in train
-  rule    definitions, acronym expansions and numbers (asked with their clause's verb)
-          mined from the text (no model needed)
+  rule    definitions and acronym expansions mined from the text (no model needed)
   model   the CPT model (base model + --adapter, default adapters/<stem>-cpt), asked in
           batches through its chat template (reasoning skipped), parsed strictly
 Every candidate passes filters (length, prompt leakage/format debris, chunk-dependent

@@ -14,7 +14,7 @@ from collections import Counter
 from omnilm.errors import UserError
 from omnilm.jsonl import read_jsonl
 from omnilm.paths import REPO_DIR, display
-from omnilm.qa_filters import check_leakage, check_length, find_near_duplicate, normalize_text, split_sentences
+from omnilm.qa_filters import check_leakage, check_length, find_near_duplicate, normalize_text
 from omnilm.think import split_reasoning
 
 QUESTIONS = REPO_DIR / "20_stage2_sft" / "replay_questions.txt"
@@ -43,29 +43,16 @@ def load_replay_questions(path, control=()):
     return questions, dict(dropped)
 
 
-def _check(question, answer, cut):
-    """Why a replay answer is dropped, or None."""
-    reason = "truncated" if cut else (check_length(question, answer) or check_leakage(question, answer))
-    if not reason and len(answer.split()) > MAX_WORDS:
-        reason = "long"
-    return reason
-
-
 def select_answers(questions, texts, truncated):
     """(kept [{question, answer}], dropped [{question, answer, reason}]): an answer
     is kept only when generation ended at the end token within the limit, it has at
-    most MAX_WORDS words, and it passes the leakage filters of the document pairs.
-    An answer cut by the limit or too long keeps its first sentence when that one
-    passes: still the model's own words (a prefix of its greedy answer), and the small
-    model rambles on after a first sentence that is often right."""
+    most MAX_WORDS words, and it passes the leakage filters of the document pairs."""
     kept, dropped = [], []
     for q, text, cut in zip(questions, texts, truncated):
         answer = normalize_text(split_reasoning(text)[0])
-        reason = _check(q, answer, cut)
-        if reason in ("truncated", "long"):
-            first = split_sentences(answer)[:1]
-            if first and first[0] != answer and first[0][-1] in ".!" and not _check(q, first[0], False):
-                answer, reason = first[0], None
+        reason = "truncated" if cut else (check_length(q, answer) or check_leakage(q, answer))
+        if not reason and len(answer.split()) > MAX_WORDS:
+            reason = "long"
         (dropped if reason else kept).append({"question": q, "answer": answer, **({"reason": reason} if reason else {})})
     return kept, dropped
 

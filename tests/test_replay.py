@@ -27,18 +27,6 @@ def test_only_finished_clean_answers_are_kept():
     assert [d["reason"] for d in dropped] == ["truncated", "leakage", "length", "leakage"]
 
 
-def test_a_cut_or_long_answer_keeps_its_first_sentence():
-    questions = ["Who invented the telephone?", "What is photosynthesis?", "Why is the sky blue?"]
-    texts = ["The telephone was invented by Alexander Graham Bell in 1876. He was born in Edinburgh and",
-             "Photosynthesis is how plants make food. It needs light, water and carbon dioxide from the air, "
-             "and it releases the oxygen that animals breathe.",
-             "The sky is blue because air scatters"]
-    kept, dropped = select_answers(questions, texts, [True, False, True])
-    assert kept == [{"question": questions[0], "answer": "The telephone was invented by Alexander Graham Bell in 1876."},
-                    {"question": questions[1], "answer": "Photosynthesis is how plants make food."}]
-    assert [d["reason"] for d in dropped] == ["truncated"]  # no finished first sentence
-
-
 def test_question_list_skips_control_questions_and_repeats(tmp_path):
     path = tmp_path / "q.txt"
     path.write_text("# everyday questions\nWhat is the capital of Italy?\n\nWhat is the capital city of France?\n"
@@ -102,8 +90,5 @@ def test_generation_keeps_the_real_model_answer(demo_text_model):
     model, tok = load_model(demo_text_model)
     kept, dropped, run = generate_replay(model, tok, ["What is the capital of Italy?", "Why do we need water?"],
                                          max_tokens=24)
-    assert run.truncated == [False, True] and "Rome" in kept[0]["answer"]
-    assert kept[0]["answer"] == run.texts[0].strip()
-    if kept[1:]:  # the cut answer survives only as its first finished sentence
-        assert run.texts[1].strip().startswith(kept[1]["answer"]) and kept[1]["answer"] != run.texts[1].strip()
-    assert len(kept) + len(dropped) == 2
+    assert [k["question"] for k in kept] == ["What is the capital of Italy?"] and "Rome" in kept[0]["answer"]
+    assert [d["reason"] for d in dropped] == ["truncated"] and run.truncated == [False, True]
