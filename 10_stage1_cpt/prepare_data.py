@@ -45,9 +45,10 @@ from omnilm.replay import (QUESTIONS, REPLAY_FILE, generate_replay, load_replay_
                            replay_count, replay_texts)
 
 DEFAULTS = {"pdf": "data/demo_paper.pdf", "model": "models/demo-omni-Text", "output": None, "chunk_tokens": 512,
-            "overlap": 64, "min_chunks": 8, "valid_fraction": 0.1, "seed": 0, "keep_references": False,
-            "extractor": "auto", "replay": 200, "replay_share": 0.35, "replay_questions": str(QUESTIONS),
-            "replay_max_tokens": 64, "eval_questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl")}
+            "overlap": 64, "min_chunks": 8, "valid_fraction": 0.1, "seed": 0, "hold_out": False,
+            "keep_references": False, "extractor": "auto", "replay": 200, "replay_share": 0.35,
+            "replay_questions": str(QUESTIONS), "replay_max_tokens": 64,
+            "eval_questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl")}
 SMALLEST_CHUNK = 128
 
 
@@ -228,7 +229,8 @@ def main():
         write_manifest(tmp, "prepare", args, inputs=inputs, metrics=metrics, replay_generation=generation)
     resized = f" (shrunk from {args.chunk_tokens} to reach {args.min_chunks} chunks)" if size != args.chunk_tokens else ""
     print(f"{metrics['pages_used']}/{metrics['pages']} pages, {metrics['characters']:,} chars, {tokens:,} tokens -> "
-          f"{len(chunks)} chunks of <= {size} tokens{resized}: {len(train_idx)} train / {len(valid_idx)} valid{'' if args.hold_out else ' (also trained)'} "
+          f"{len(chunks)} chunks of <= {size} tokens{resized}: {len(train_idx)} train / {len(valid_idx)} valid"
+          f"{'' if args.hold_out else ' (also trained)'} "
           f"[{metrics['extractor']}] -> {display(output)}")
     if args.replay:
         print(f"replay: {len(replay)}/{replay_metrics['questions']} general questions answered by the model kept "
