@@ -217,8 +217,9 @@ def main():
         write_jsonl(tmp / "train.jsonl", [{"text": chunks[i]["text"]} for i in train_idx]
                     + [{"text": row} for row in replay_rows])
         write_jsonl(tmp / "valid.jsonl", ({"text": chunks[i]["text"]} for i in valid_idx))
-        write_jsonl(tmp / "chunks.jsonl", ({**c, "split": "valid" if i not in train_idx else
-                                            "train+valid" if i in valid_idx else "train"}
+        trained, validated = set(train_idx), set(valid_idx)  # sets: a corpus may have thousands of chunks
+        write_jsonl(tmp / "chunks.jsonl", ({**c, "split": "valid" if i not in trained else
+                                            "train+valid" if i in validated else "train"}
                                            for i, c in enumerate(chunks)))
         inputs = {f"pdf:{path.name}": fingerprint(path) for path in files}
         inputs["tokenizer"] = fingerprint(model / "tokenizer.json")
