@@ -136,3 +136,25 @@ def test_script_refuses_missing_adapter(tiny_model, project_root):
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().startswith("error: stage sft: adapter")
     assert not list((project_root / "results").iterdir())
+
+
+def test_seed_spread_report(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "sft_seed_spread.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = {"seed0": {"domain": 1.0, "domain_n": 16, "paraphrase": 0.4, "paraphrase_n": 10, "control": 0.8,
+                         "control_n": 15},
+               "seed3": {"domain": 0.9, "domain_n": 16, "paraphrase": 0.2, "paraphrase_n": 10, "control": 0.6,
+                         "control_n": 15}}
+    table = module.spread(summary, [0, 3])
+    assert table["control"] == {"per_seed": [0.8, 0.6], "mean": 0.7, "min": 0.6, "max": 0.8}
+    assert table["paraphrase"]["mean"] == 0.3
+    module.write_report(table, [0, 3], "--learning-rate 5e-5", tmp_path)
+    md = (tmp_path / "seed_spread.md").read_text()
+    assert "| control | 0.80 | 0.60 | 0.70 | 0.60-0.80 |" in md and "--learning-rate 5e-5" in md
+    assert json.loads((tmp_path / "seed_spread.json").read_text())["accuracy"]["domain"]["max"] == 1.0
+    bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "sft_seed_spread.py"), "--seeds", "1", "1"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "two different seeds" in bad.stderr
