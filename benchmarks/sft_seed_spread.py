@@ -17,20 +17,17 @@ import omnilm  # noqa: F401  (fast BLAS before mlx)
 import json
 import shlex
 import statistics
-import subprocess
-import sys
 
 from omnilm.atomic import write_text_atomic
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.evaluation import KINDS
-from omnilm.paths import REPO_DIR, adapters_dir, data_dir, display, models_dir, resolve, results_dir
+from omnilm.paths import adapters_dir, data_dir, display, models_dir, resolve, results_dir
+from omnilm.pipeline import run_script
 
 
-def run_script(script, args):
-    command = [sys.executable, str(REPO_DIR / script), *args]
-    print("$", " ".join(shlex.quote(c) for c in command[1:]), flush=True)
-    if subprocess.run(command).returncode:
+def run_or_fail(script, args):
+    if run_script(script, args, log=lambda line: print(line, flush=True)):
         raise UserError(f"{script} failed (see above)")
 
 
@@ -76,13 +73,13 @@ def main():
     stages = []
     for seed in args.seeds:
         adapter = adapters_dir() / f"{args.data}-sft-seed{seed}"
-        # absolute paths: the scripts would take a relative folder that does not exist yet from the cwd
-        run_script("20_stage2_sft/train_sft.py", ["--data", str(data), "--model", str(model), "--seed", str(seed),
-                                                  "--adapter-path", str(adapter), "--force",
-                                                  *shlex.split(args.train_args)])
+        # absolute paths: the scripts run from the repo root, not from the user's folder
+        run_or_fail("20_stage2_sft/train_sft.py", ["--data", str(data), "--model", str(model), "--seed", str(seed),
+                                                   "--adapter-path", str(adapter), "--force",
+                                                   *shlex.split(args.train_args)])
         stages.append(f"seed{seed}={model}+{adapter}")
-    run_script("30_evaluation/compare_stages.py", ["--output", str(out), "--stages", *stages]
-               + (["--questions", args.questions] if args.questions else []))
+    run_or_fail("30_evaluation/compare_stages.py", ["--output", str(out), "--stages", *stages]
+                + (["--questions", str(resolve(args.questions))] if args.questions else []))
     summary = json.loads((out / "eval.json").read_text())["metrics"]["summary"]
     table = spread(summary, args.seeds)
     write_report(table, args.seeds, args.train_args, out)

@@ -64,6 +64,14 @@ def mark_done(stage, key, seconds):
         tmp.replace(m)
 
 
+def run_script(script, args, log=print):
+    """One project script (path from the repo root) in its own Python process, from the
+    repo root, its command logged first; returns the exit code."""
+    cmd = [sys.executable, str(REPO_DIR / script), *map(str, args)]
+    log("$ " + " ".join(cmd[1:]))
+    return subprocess.call(cmd, cwd=REPO_DIR)
+
+
 def run_stages(stages, start_from=None, force=False, log=print):
     """Run (or skip) each stage in order; returns [(name, 'ran'|'skipped', seconds)]."""
     names = [s.name for s in stages]
@@ -78,10 +86,8 @@ def run_stages(stages, start_from=None, force=False, log=print):
             done.append((stage.name, "skipped", 0.0))
             continue
         log(f"\n[{i + 1}/{len(stages)}] {stage.name}: {stage.title}")
-        cmd = [sys.executable, str(REPO_DIR / stage.script), *map(str, stage.args)]
-        log("$ " + " ".join(cmd[1:]))
         started = time.perf_counter()
-        rc = subprocess.call(cmd, cwd=REPO_DIR)
+        rc = run_script(stage.script, stage.args, log)
         seconds = time.perf_counter() - started
         if rc != 0:
             raise StageFailed(stage.name, rc)
