@@ -126,8 +126,11 @@ def split_train_valid(pairs, valid_fraction=0.2, seed=0):
 
 def to_messages(pair):
     """One chat line; the trainer renders it with the model's template and masks the prompt."""
-    return {"messages": [{"role": "user", "content": pair["question"]},
-                         {"role": "assistant", "content": pair["answer"]}]}
+    row = {"messages": [{"role": "user", "content": pair["question"]},
+                        {"role": "assistant", "content": pair["answer"]}]}
+    if "source" in pair:  # the trainer reports replay (general answers) apart; mlx-lm ignores it
+        row["source"] = pair["source"]
+    return row
 
 
 def counts(kept, dropped, train, valid):

@@ -169,6 +169,9 @@ def test_script_adds_replay_pairs_to_both_splits(project_root):
     assert m["kept_by_source"]["replay"] == len(in_train) + len(in_valid) and m["train"] == len(train)
     kept = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
     assert sum(p["source"] == "replay" for p in kept) == len(in_train) + len(in_valid)
+    # each row names its source, so the trainer can report the replay loss apart
+    assert {row["source"] for row in in_valid} == {"replay"}
+    assert "replay" not in {row["source"] for row in valid if row not in in_valid}
 
     again = run_script(project_root, "--per-chunk", "0", "--replay-share", "0", "--force")
     assert again.returncode == 0, again.stderr

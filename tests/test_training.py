@@ -236,6 +236,63 @@ def test_sft_starts_from_the_cpt_adapter_and_names_it(tiny_model, project_root):
                                       adapter_path=str(project_root / "adapters" / "x")))
 
 
+class Processes:
+    """The two calls mlx-lm's batching makes on a distributed group."""
+
+    def __init__(self, rank, size):
+        self.rank, self.size = (lambda: rank), (lambda: size)
+
+
+@pytest.mark.parametrize("rows,batch,processes", [(7, 3, 1), (8, 4, 1), (2, 4, 1), (7, 4, 2), (5, 4, 4)])
+def test_validation_batches_hold_every_row_once(rows, batch, processes):
+    """mlx-lm's batching drops a partial last batch; validation must not, nor repeat the
+    whole set (the leftover rows repeat only to fill a batch the processes can share)."""
+    from omnilm.training import every_row_batches
+
+    data = [([row + 1] * (row + 2), 0) for row in range(rows)]  # (tokens, answer start); first token = row + 1
+    seen = []
+    for rank in range(processes):
+        for tokens, _ in every_row_batches(data, batch, 64, comm_group=Processes(rank, processes)):
+            seen += [int(t) - 1 for t in tokens[:, 0].tolist()]
+    assert sorted(set(seen)) == list(range(rows))
+    extra = len(seen) - rows  # repeats: only to round the leftover up to the process count
+    assert 0 <= extra < processes
+
+
+def test_sft_reports_the_replay_loss_apart_from_the_document_loss(tiny_model, project_root):
+    """Validation rows tagged source=replay get their own loss at every evaluation:
+    in losses.csv, in the manifest and in the summary line."""
+    import csv
+
+    from omnilm.training import summary_line, train_adapter
+
+    data = project_root / "data" / "sft" / "mixed"
+    general = [{"messages": [{"role": "user", "content": f"What colour is thing {i}?"},
+                             {"role": "assistant", "content": f"Thing {i} is a calm shade of blue."}],
+                "source": "replay"} for i in range(3)]
+    write_jsonl(data / "train.jsonl", [qa(i) for i in range(6)] + general[:2])
+    write_jsonl(data / "valid.jsonl", [dict(qa(i), source="golden") for i in range(6, 9)] + general[2:])
+    metrics, folder = train_adapter("sft", run_args(SFT_SCRIPT, model=str(tiny_model), data=str(data),
+                                                    init_adapter="none", num_layers=2, rank=4, scale=20.0,
+                                                    iters=4, eval_every=2, batch_size=2, learning_rate=1e-3,
+                                                    patience=10))
+    with open(folder / "losses.csv") as f:
+        evals = [r for r in csv.DictReader(f) if r["val_loss"]]
+    assert len(evals) >= 3 and int(evals[0]["iteration"]) == 0
+    for r in evals:  # the total is the token-weighted mean of the two groups, so it lies between them
+        total, document, replay = float(r["val_loss"]), float(r["val_loss_document"]), float(r["val_loss_replay"])
+        assert min(document, replay) - 1e-4 <= total <= max(document, replay) + 1e-4
+        assert document != pytest.approx(replay, rel=1e-3)
+    replay_column = {int(r["iteration"]): float(r["val_loss_replay"]) for r in evals}
+    trend = metrics["replay_val_loss"]
+    assert trend["first"] == pytest.approx(replay_column[0], abs=1e-4)
+    assert trend["at_best"] == pytest.approx(replay_column[metrics["best_iteration"]], abs=1e-4)
+    assert trend["lowest"] == pytest.approx(min(replay_column.values()), abs=1e-4)
+    assert replay_column[trend["lowest_iteration"]] == pytest.approx(trend["lowest"], abs=1e-4)
+    assert read_manifest(folder)["metrics"]["replay_val_loss"] == trend
+    assert "general answers (replay)" in summary_line("sft", metrics, folder)
+
+
 def make_other_model(tiny_model, folder):
     """The tiny model at half the width: the CPT adapter's matrices no longer fit."""
     import shutil
