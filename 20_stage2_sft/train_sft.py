@@ -9,13 +9,15 @@ Examples:
 The same trainer as CPT (early stopping on the best validation loss, resume,
 losses.csv/png). Rows are {"messages": [...]} rendered with the model's own chat
 template; the loss covers only the last assistant answer (the prompt, including the
-template's empty <think></think> block, is masked). The LoRA shape and the base model
+template's empty <think></think> block, is masked); replay rows (the base model's own
+answers to general questions) learn the base's next-token distribution instead of its
+words (--replay-distill). The LoRA shape and the base model
 come from the init adapter, whose weights are the starting point; manifest.json
 names it under "continued_from".
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.config import make_parser, resolve_options
-from omnilm.errors import run_main
+from omnilm.errors import UserError, run_main
 from omnilm.training import add_training_arguments, train_adapter
 
 DEFAULTS = {
@@ -23,7 +25,7 @@ DEFAULTS = {
     "num_layers": None, "rank": None, "scale": None, "dropout": 0.0,  # LoRA shape: the init adapter's
     "learning_rate": 1e-4, "batch_size": 4, "epochs": 6, "iters": None,
     "eval_every": None, "report_every": None, "patience": 2, "min_delta": 0.01,
-    "max_seq_length": 1024, "seed": 0, "grad_checkpoint": False, "mask_prompt": True,
+    "max_seq_length": 1024, "seed": 0, "grad_checkpoint": False, "mask_prompt": True, "replay_distill": 32,
 }
 
 
@@ -34,7 +36,13 @@ def main():
                                           "'none' for fresh LoRA weights)")
     p.add_argument("--no-mask-prompt", dest="mask_prompt", action="store_const", const=False,
                    help="train on the whole conversation, not only the answers")
+    p.add_argument("--replay-distill", type=int, metavar="K",
+                   help="replay rows (source=replay) learn the base model's top-K next-token probabilities "
+                        "instead of its greedy answer, so general answers stay as sure as they were (default 32; "
+                        "0 = plain cross-entropy)")
     args = resolve_options(p.parse_args(), DEFAULTS, section="sft")
+    if args.replay_distill < 0:
+        raise UserError("--replay-distill must be >= 0")
     train_adapter("sft", args)
 
 

@@ -136,7 +136,7 @@ def validation_groups(path, tokenizer, mask_prompt):
     (stage 20 tags the model's own general answers source=replay), else {}.
 
     The two losses are reported apart because their sum hides forgetting. On the demo
-    (seed 0) the document's loss fell 3.32 -> 0.03 over SFT, while the replay loss was
+    (seed 0, replay by plain cross-entropy) the document's loss fell 3.32 -> 0.03 over SFT, while the replay loss was
     lowest (0.18) at step 49 and rose to 0.24 after; in a run evaluated at every epoch,
     control accuracy stayed at its CPT level (0.80) up to that lowest point and fell to
     0.53-0.67 after it."""
@@ -151,7 +151,72 @@ def validation_groups(path, tokenizer, mask_prompt):
             for name, part in (("document", document), ("replay", replay))}
 
 
-def epoch_batches(seed, skip=0, on_step=None):
+def replay_teacher(model, tokenizer, path, mask_prompt, k):
+    """{token tuple: (first loss position, top-k ids [n, k], their probabilities [n, k])}
+    for the replay rows of a chat split, from the model as it is now (the base, before
+    LoRA): the targets of replay by distillation.
+
+    Why: cross-entropy on the base model's greedy answers, repeated for 6 epochs, makes
+    those answers certain, and they bleed into nearby questions (after "the animal with
+    black and white stripes is the African elephant", the base's own mistake, "the
+    animal that says moo is the African elephant"). Matching the base's distribution
+    keeps its uncertainty. Measured on the demo over SFT seeds 0-2: control 0.80 /
+    0.73 / 0.80 vs 0.80 / 0.67 / 0.60, paraphrase 0.60 / 0.50 / 0.40 vs 0.40 / 0.20 /
+    0.40, domain 1.00 in both."""
+    import mlx.core as mx
+    import numpy as np
+
+    rows = [r for r in read_jsonl(path, "training data") if r.get("source") == "replay"]
+    teacher = {}
+    for row in rows:
+        tokens, start = chat_tokens(tokenizer, row["messages"], mask_prompt)
+        logits = model(mx.array([tokens[:-1]]))[0, max(start - 1, 0):].astype(mx.float32)
+        probs = mx.softmax(logits, axis=-1)
+        ids = mx.argsort(-probs, axis=-1)[:, :k]
+        top = mx.take_along_axis(probs, ids, axis=-1)
+        top = top / top.sum(axis=-1, keepdims=True)
+        teacher[tuple(tokens)] = (max(start - 1, 0), np.array(ids), np.array(top))
+    return teacher
+
+
+def with_teacher(batch, lengths, teacher, k):
+    """The batch plus teacher arrays [B, L, k] (probabilities 0 where a row has none)."""
+    import mlx.core as mx
+    import numpy as np
+
+    b, ln = np.array(batch), np.array(lengths)
+    rows, width = b.shape[0], b.shape[1] - 1
+    ids, probs = np.zeros((rows, width, k), np.int32), np.zeros((rows, width, k), np.float32)
+    for r in range(rows):
+        t = teacher.get(tuple(b[r, :ln[r, 1]].tolist()))
+        if t:
+            start, ti, tq = t
+            n = min(len(ti), width - start)
+            ids[r, start:start + n], probs[r, start:start + n] = ti[:n], tq[:n]
+    return batch, lengths, mx.array(ids), mx.array(probs)
+
+
+def distill_loss(model, batch, lengths, ids=None, probs=None):
+    """mlx-lm's loss, except that positions with teacher probabilities take the cross
+    entropy to the teacher's top-k distribution instead of to the token."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    logits = model(inputs)
+    steps = mx.arange(1, targets.shape[1] + 1)
+    mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
+    ce = nn.losses.cross_entropy(logits, targets)
+    if ids is not None:  # log-probabilities of the k ids only: no second vocabulary-wide array
+        logp = mx.take_along_axis(logits, ids, axis=-1) - mx.logsumexp(logits, axis=-1, keepdims=True)
+        soft = -(logp.astype(mx.float32) * probs).sum(axis=-1)
+        ce = mx.where(probs.sum(axis=-1) > 0, soft, ce)
+    ce = ce * mask
+    ntoks = mask.sum()
+    return ce.astype(mx.float32).sum() / ntoks, ntoks
+
+
+def epoch_batches(seed, skip=0, on_step=None, teacher=None, k=0):
     """mlx-lm's batching with a fixed order per epoch (seed + epoch), identical on
     every process, and the first `skip` batches dropped: a resumed run sees the
     batches the interrupted run would have seen next. `on_step` is called once a
@@ -169,7 +234,7 @@ def epoch_batches(seed, skip=0, on_step=None):
                 if to_skip:
                     to_skip -= 1
                     continue
-                yield batch
+                yield with_teacher(*batch, teacher, k) if teacher else batch
                 if on_step:
                     on_step()
             epoch += 1
@@ -371,7 +436,7 @@ def _setup_key(args, model_dir, data, init_adapter, lora):
     return {
         "model": str(model_dir), "lora": lora, "learning_rate": args.learning_rate,
         "batch_size": args.batch_size, "seed": args.seed, "max_seq_length": args.max_seq_length,
-        "mask_prompt": getattr(args, "mask_prompt", None),
+        "mask_prompt": getattr(args, "mask_prompt", None), "replay_distill": getattr(args, "replay_distill", None),
         "train": sha256_file(data / "train.jsonl"), "valid": sha256_file(data / "valid.jsonl"),
         "init_adapter": sha256_file(init_adapter / af.BEST) if init_adapter else None,
     }
@@ -485,11 +550,14 @@ def train_adapter(kind, args):
     mx.random.seed(args.seed)
     model.freeze()
     num_layers, lora = _lora_shape(args, init, len(model.layers))
+    mask = getattr(args, "mask_prompt", False)
+    k = getattr(args, "replay_distill", 0) or 0
+    # before LoRA: the teacher is the base model that wrote the replay answers
+    teacher = replay_teacher(model, tokenizer, data / "train.jsonl", mask, k) if k else None
     linear_to_lora_layers(model, num_layers, lora)  # frozen base, trainable LoRA matrices
     if init is not None:
         load_init_adapter(model, init, model_dir)
 
-    mask = getattr(args, "mask_prompt", False)
     train_set = load_split(data / "train.jsonl", tokenizer, mask)
     valid_set = load_split(data / "valid.jsonl", tokenizer, mask)
     batch = args.batch_size * size  # mlx-lm's batch is global; ours is per process
@@ -529,7 +597,8 @@ def train_adapter(kind, args):
     say(f"[{kind}] LoRA on {display(model_dir)} ({model_reason}); {num_layers} layers, rank {lora['rank']}, "
         f"lr {args.learning_rate:g}; {len(train_set)} train / {len(valid_set)} valid examples; "
         f"{total} steps of {batch} ({total / steps_per_epoch:.1f} epochs), validation every {eval_every}"
-        + (f"; {size} processes" if size > 1 else ""))
+        + (f"; {size} processes" if size > 1 else "")
+        + (f"; {len(teacher)} replay rows learn the base model's top-{k} next tokens" if teacher else ""))
     quiet_mlx_lm_console()  # its lines and bar have no ETA; ours replace them
     bar = progress.bar(desc=kind, total=total, unit="step") if rank == 0 else None
     if bar is not None:
@@ -544,7 +613,9 @@ def train_adapter(kind, args):
     # *before* stepping, so the evaluation that ends the run sees the final weights.
     try:
         train(model, optimizer, train_set, valid_set, args=training, training_callback=callback,
-              iterate_batches=epoch_batches(args.seed, skip=offset, on_step=bar.update if bar else None))
+              **({"loss": distill_loss} if teacher else {}),
+              iterate_batches=epoch_batches(args.seed, skip=offset, on_step=bar.update if bar else None,
+                                            teacher=teacher, k=k))
         stop = "finished"
     except StopTraining as e:
         stop = e.reason

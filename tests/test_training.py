@@ -259,6 +259,38 @@ def test_validation_batches_hold_every_row_once(rows, batch, processes):
     assert 0 <= extra < processes
 
 
+def test_replay_distillation_targets_line_up_with_the_answer_tokens(tiny_model, tmp_path):
+    """The teacher covers each replay answer's tokens (and only replay rows); with a
+    one-hot teacher on the true tokens the loss is mlx-lm's own, token for token."""
+    import numpy as np
+    from mlx_lm.tuner.trainer import default_loss, iterate_batches
+
+    from omnilm.chat import load_model
+    from omnilm.training import chat_tokens, distill_loss, load_split, replay_teacher, with_teacher
+
+    model, tokenizer = load_model(tiny_model)
+    rows = [qa(1), dict(qa(2), source="replay"), dict(qa(3), source="replay"), qa(4)]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    teacher = replay_teacher(model, tokenizer, tmp_path / "train.jsonl", True, 5)
+    replay_tokens = [chat_tokens(tokenizer, r["messages"]) for r in rows[1:3]]
+    assert set(teacher) == {tuple(t) for t, _ in replay_tokens}
+    for tokens, start in replay_tokens:
+        first, ids, probs = teacher[tuple(tokens)]
+        assert first == start - 1 and ids.shape == probs.shape == (len(tokens) - start, 5)
+        assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+
+    one_hot = {tuple(t): (start - 1, np.array(t[start:])[:, None], np.ones((len(t) - start, 1), np.float32))
+               for t, start in replay_tokens}
+    data = load_split(tmp_path / "train.jsonl", tokenizer, True)
+    batch, lengths = next(iterate_batches(data, 4, 1024))
+    plain, _ = default_loss(model, batch, lengths)
+    same, _ = distill_loss(model, *with_teacher(batch, lengths, one_hot, 1))
+    assert float(same) == pytest.approx(float(plain), rel=1e-5)
+    soft, _ = distill_loss(model, *with_teacher(batch, lengths, teacher, 5))
+    assert abs(float(soft) - float(plain)) > 1e-3  # the real teacher's targets are not the tokens
+    assert float(distill_loss(model, batch, lengths)[0]) == pytest.approx(float(plain), rel=1e-6)
+
+
 def test_sft_reports_the_replay_loss_apart_from_the_document_loss(tiny_model, project_root):
     """Validation rows tagged source=replay get their own loss at every evaluation:
     in losses.csv, in the manifest and in the summary line."""
@@ -291,6 +323,7 @@ def test_sft_reports_the_replay_loss_apart_from_the_document_loss(tiny_model, pr
     assert replay_column[trend["lowest_iteration"]] == pytest.approx(trend["lowest"], abs=1e-4)
     assert read_manifest(folder)["metrics"]["replay_val_loss"] == trend
     assert "general answers (replay)" in summary_line("sft", metrics, folder)
+    assert read_manifest(folder)["args"]["replay_distill"] == 32  # the default: replay learns the base's distribution
 
 
 def make_other_model(tiny_model, folder):
