@@ -111,13 +111,14 @@ def every_row_batches(dataset, batch_size, max_seq_length, comm_group=None):
 
 
 def load_split(path, tokenizer, mask_prompt):
-    """One split as an mlx-lm dataset, by the format of its rows."""
+    """One split as an mlx-lm dataset, by the format of its rows; `.sources` holds each
+    row's "source" (stage 20 tags the model's own general answers "replay")."""
     from mlx_lm.tuner.datasets import CacheDataset, TextDataset
 
     rows = read_jsonl(path, "training data")
     if not rows:
         raise UserError(f"{display(path)} is empty")
-    first = rows[0]
+    first, sources = rows[0], [r.get("source") for r in rows]
     if "messages" in first:
         data = ChatAnswers(rows, tokenizer, mask_prompt)
     elif "prompt" in first and "completion" in first:
@@ -128,32 +129,34 @@ def load_split(path, tokenizer, mask_prompt):
         data = TextDataset(rows, tokenizer)
     else:
         raise UserError(f"{display(path)}: rows need \"text\", \"messages\" or \"prompt\"+\"completion\"")
-    return CacheDataset(data)
+    dataset = CacheDataset(data)
+    dataset.sources = sources
+    return dataset
 
 
-def validation_groups(path, tokenizer, mask_prompt):
-    """{"document": dataset, "replay": dataset} for a chat split that holds both kinds
-    (stage 20 tags the model's own general answers source=replay), else {}.
+def replay_rows(dataset):
+    """Indices of the rows of a load_split dataset tagged source=replay."""
+    return [i for i, source in enumerate(getattr(dataset, "sources", ())) if source == "replay"]
+
+
+def validation_groups(dataset):
+    """{"document": rows, "replay": rows} of a validation split that holds both kinds, else {}.
 
     The two losses are reported apart because their sum hides forgetting. On the demo
-    (seed 0, replay by plain cross-entropy) the document's loss fell 3.32 -> 0.03 over SFT, while the replay loss was
-    lowest (0.18) at step 49 and rose to 0.24 after; in a run evaluated at every epoch,
-    control accuracy stayed at its CPT level (0.80) up to that lowest point and fell to
-    0.53-0.67 after it."""
-    from mlx_lm.tuner.datasets import CacheDataset
-
-    rows = read_jsonl(path, "training data")
-    replay = [r for r in rows if r.get("source") == "replay" and "messages" in r]
-    document = [r for r in rows if r.get("source") != "replay" and "messages" in r]
-    if not replay or not document:
+    (seed 0, replay by plain cross-entropy) the document's loss fell 3.32 -> 0.03 over
+    SFT, while the replay loss was lowest (0.18) at step 49 and rose to 0.24 after; in
+    a run evaluated at every epoch, control accuracy stayed at its CPT level (0.80) up
+    to that lowest point and fell to 0.53-0.67 after it."""
+    replay = replay_rows(dataset)
+    if not replay or len(replay) == len(dataset):
         return {}
-    return {name: CacheDataset(ChatAnswers(part, tokenizer, mask_prompt))
-            for name, part in (("document", document), ("replay", replay))}
+    document = sorted(set(range(len(dataset))) - set(replay))
+    return {"document": Rows(dataset, document), "replay": Rows(dataset, replay)}
 
 
-def replay_teacher(model, tokenizer, path, mask_prompt, k):
+def replay_teacher(model, dataset, k):
     """{token tuple: (first loss position, top-k ids [n, k], their probabilities [n, k])}
-    for the replay rows of a chat split, from the model as it is now (the base, before
+    for the replay rows of a load_split dataset, from the model as it is now (the base, before
     LoRA): the targets of replay by distillation.
 
     Why: cross-entropy on the base model's greedy answers, repeated for 6 epochs, makes
@@ -166,10 +169,9 @@ def replay_teacher(model, tokenizer, path, mask_prompt, k):
     import mlx.core as mx
     import numpy as np
 
-    rows = [r for r in read_jsonl(path, "training data") if r.get("source") == "replay"]
     teacher = {}
-    for row in rows:
-        tokens, start = chat_tokens(tokenizer, row["messages"], mask_prompt)
+    for i in replay_rows(dataset):
+        tokens, start = dataset[i]
         logits = model(mx.array([tokens[:-1]]))[0, max(start - 1, 0):].astype(mx.float32)
         probs = mx.softmax(logits, axis=-1)
         ids = mx.argsort(-probs, axis=-1)[:, :k]
@@ -551,20 +553,20 @@ def train_adapter(kind, args):
     model.freeze()
     num_layers, lora = _lora_shape(args, init, len(model.layers))
     mask = getattr(args, "mask_prompt", False)
+    train_set = load_split(data / "train.jsonl", tokenizer, mask)
+    valid_set = load_split(data / "valid.jsonl", tokenizer, mask)
     k = getattr(args, "replay_distill", 0) or 0
     # before LoRA: the teacher is the base model that wrote the replay answers
-    teacher = replay_teacher(model, tokenizer, data / "train.jsonl", mask, k) if k else None
+    teacher = replay_teacher(model, train_set, k) if k else None
     linear_to_lora_layers(model, num_layers, lora)  # frozen base, trainable LoRA matrices
     if init is not None:
         load_init_adapter(model, init, model_dir)
 
-    train_set = load_split(data / "train.jsonl", tokenizer, mask)
-    valid_set = load_split(data / "valid.jsonl", tokenizer, mask)
     batch = args.batch_size * size  # mlx-lm's batch is global; ours is per process
     if len(train_set) < batch:
         raise UserError(f"{display(data)}/train.jsonl has {len(train_set)} examples, fewer than one batch "
                         f"({args.batch_size} x {size} processes); lower --batch-size")
-    groups = validation_groups(data / "valid.jsonl", tokenizer, mask)
+    groups = validation_groups(valid_set)
     steps_per_epoch = len(train_set) // batch
     total = args.iters or max(1, round(args.epochs * steps_per_epoch))
     eval_every = args.eval_every or steps_per_epoch

@@ -271,7 +271,8 @@ def test_replay_distillation_targets_line_up_with_the_answer_tokens(tiny_model, 
     model, tokenizer = load_model(tiny_model)
     rows = [qa(1), dict(qa(2), source="replay"), dict(qa(3), source="replay"), qa(4)]
     write_jsonl(tmp_path / "train.jsonl", rows)
-    teacher = replay_teacher(model, tokenizer, tmp_path / "train.jsonl", True, 5)
+    data = load_split(tmp_path / "train.jsonl", tokenizer, True)
+    teacher = replay_teacher(model, data, 5)
     replay_tokens = [chat_tokens(tokenizer, r["messages"]) for r in rows[1:3]]
     assert set(teacher) == {tuple(t) for t, _ in replay_tokens}
     for tokens, start in replay_tokens:
@@ -281,7 +282,6 @@ def test_replay_distillation_targets_line_up_with_the_answer_tokens(tiny_model, 
 
     one_hot = {tuple(t): (start - 1, np.array(t[start:])[:, None], np.ones((len(t) - start, 1), np.float32))
                for t, start in replay_tokens}
-    data = load_split(tmp_path / "train.jsonl", tokenizer, True)
     batch, lengths = next(iterate_batches(data, 4, 1024))
     plain, _ = default_loss(model, batch, lengths)
     same, _ = distill_loss(model, *with_teacher(batch, lengths, one_hot, 1))
