@@ -5,6 +5,7 @@ Examples:
   python 10_stage1_cpt/prepare_data.py --pdf papers/my.pdf --model models/HyperCLOVAX-SEED-Omni-8B-Text
   python 10_stage1_cpt/prepare_data.py --pdf papers/ --chunk-tokens 1024 --keep-references --force
   python 10_stage1_cpt/prepare_data.py --replay 0 --force    # document only, no replay pairs
+  python 10_stage1_cpt/prepare_data.py --rephrasings 0 --qa-in-cpt 0 --force   # the raw text alone
 
 Text comes from poppler's pdftotext where installed, else pdfplumber (--extractor).
 Cleaning removes (cid:NN) placeholders, ligatures, running headers/footers and page
@@ -24,31 +25,47 @@ limit and pass the leakage filters go to replay.jsonl; as plain text (question, 
 answer), packed like chunks, they are mixed into train.jsonl as --replay-share of
 its rows (valid.jsonl stays the document). Stage 20 draws its own replay share,
 for train and valid, from replay.jsonl.
+Fact inventory (omnilm.facts): every number with what it counts, name, definition,
+acronym and table cell of the text becomes a fact with its source sentence, page and
+questions (facts.jsonl). A seeded --heldout-fraction of the source sentences is held
+out: their facts get no question in any training row (stage 30 asks them as
+`heldout_fact`); sentences whose facts the golden pairs (--golden) state stay trained.
+CPT also reads --rephrasings K restatements of every fact (subject named in full,
+shuffled) and --qa-in-cpt question/answer pairs of each trained fact, as plain text.
 Output: train.jsonl and valid.jsonl ({"text"} lines), chunks.jsonl ({"id", "source",
-"text", "pages", "tokens"}), replay.jsonl ({"question", "answer"}), manifest.json.
+"text", "pages", "tokens"}), facts.jsonl, heldout_questions.jsonl (the held-out facts
+asked in stage 30's format), replay.jsonl ({"question", "answer"}),
+manifest.json.
 """
+import hashlib
+import json
 import os
 import sys
 from collections import Counter
 
 import omnilm  # noqa: F401  (fast BLAS before mlx)
-from omnilm.atomic import staged_dir
+from omnilm.atomic import staged_dir, write_text_atomic
 from omnilm.chunking import make_chunks, split_train_valid
 from omnilm.config import make_parser, resolve_options
 from omnilm.errors import UserError, run_main
+from omnilm.facts import (FACTS_FILE, HELDOUT_QUESTIONS_FILE, cpt_texts, fact_inventory, heldout_questions,
+                          model_rephrasings, parameter_count)
+from omnilm.sft_data import load_golden
 from omnilm.jsonl import write_jsonl
 from omnilm.manifest import fingerprint, write_manifest
 from omnilm.paths import REPO_DIR, data_dir, display, models_dir, resolve
 from omnilm.pdf_text import EXTRACTORS, clean_pages, extract_pages
 from omnilm.progress import bar
-from omnilm.replay import (QUESTIONS, REPLAY_FILE, generate_replay, load_replay_questions,
+from omnilm.replay import (QUESTIONS, REPLAY_FILE, generate_replay, load_replay_questions, pack_texts,
                            replay_count, replay_texts)
 
 DEFAULTS = {"pdf": "data/demo_paper.pdf", "model": "models/demo-omni-Text", "output": None, "chunk_tokens": 512,
             "overlap": 64, "min_chunks": 8, "valid_fraction": 0.1, "seed": 0, "hold_out": False,
             "keep_references": False, "extractor": "auto", "replay": 200, "replay_share": 0.35,
             "replay_questions": str(QUESTIONS), "replay_max_tokens": 64,
-            "eval_questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl")}
+            "eval_questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl"),
+            "golden": str(REPO_DIR / "20_stage2_sft" / "golden.jsonl"), "heldout_fraction": 0.35,
+            "rephrasings": 5, "qa_in_cpt": 1, "rephrase_min_params": 1e9}
 SMALLEST_CHUNK = 128
 
 
@@ -105,8 +122,29 @@ def chunk_documents(docs, count_tokens, chunk_tokens, overlap, min_chunks):
         size //= 2
 
 
+def rephrase_facts(model, facts, min_params):
+    """A capable model's grounded rephrasing on each fact (model_rephrasing); returns
+    what happened, for the manifest."""
+    if not any(model.glob("*.safetensors")):
+        return {"skipped": "no weights"}
+    params = parameter_count(model)
+    if params < min_params:
+        return {"skipped": f"{params / 1e6:.0f}M parameters < --rephrase-min-params {min_params:.0e}"}
+    from omnilm.chat import load_model
+
+    lm, tokenizer = load_model(model)
+    with bar(desc="rephrasing facts", total=len(facts), unit="fact") as b:
+        kept, dropped = model_rephrasings(lm, tokenizer, facts, bar=b)
+    for f in facts:
+        if f["id"] in kept:
+            f["model_rephrasing"] = kept[f["id"]]
+    return {"kept": len(kept), "dropped_by_reason": dict(Counter(d["reason"] for d in dropped))}
+
+
 def replay_pairs(args, model):
-    """(kept, metrics, generation figures): the model's own answers to general questions."""
+    """(kept, metrics, generation figures): the model's own answers to general questions.
+    Greedy answers are deterministic, so they are cached under data/cache/replay/ by
+    the model's fingerprint, the questions and the token limit."""
     from omnilm.chat import load_model
     from omnilm.sft_data import load_eval_questions
 
@@ -114,6 +152,13 @@ def replay_pairs(args, model):
     control = load_eval_questions(eval_path, "control") if eval_path.is_file() else []
     questions, skipped = load_replay_questions(resolve(args.replay_questions), control)
     questions = questions[:args.replay]
+    key = hashlib.sha256(json.dumps([fingerprint(model), questions, args.replay_max_tokens],
+                                    sort_keys=True).encode()).hexdigest()[:20]
+    cache = data_dir() / "cache" / "replay" / f"{key}.json"
+    if cache.is_file():
+        kept, metrics, generation = json.loads(cache.read_text())
+        print(f"replay answers: {len(kept)} from the cache {display(cache)}")
+        return kept, metrics, dict(generation, cached=True)
     lm, tokenizer = load_model(model)
     with bar(desc="replay answers", total=len(questions), unit="question") as b:
         kept, dropped, run = generate_replay(lm, tokenizer, questions, args.replay_max_tokens, bar=b)
@@ -121,6 +166,7 @@ def replay_pairs(args, model):
                "dropped_by_reason": dict(Counter(d["reason"] for d in dropped))}
     generation = {"generated_tokens": run.generated_tokens, "seconds": round(run.seconds, 2),
                   "tokens_per_second": round(run.tokens_per_second, 2), **run.stats}
+    write_text_atomic(cache, json.dumps([kept, metrics, generation]))
     return kept, metrics, generation
 
 
@@ -148,6 +194,17 @@ def main():
                                                           "dropped (default 64)")
     p.add_argument("--eval-questions", help="evaluation questions; replay skips near-duplicates of the `control` "
                                             "ones (default 30_evaluation/questions.jsonl)")
+    p.add_argument("--golden", help="hand-written pairs: the facts they state are never held out "
+                                    "(default 20_stage2_sft/golden.jsonl)")
+    p.add_argument("--heldout-fraction", type=float, help="share of the fact sentences whose facts no training "
+                                                          "question asks, for stage 30's heldout_fact (default 0.35)")
+    p.add_argument("--rephrasings", type=int, help="restatements of each fact added to the CPT text, 0 = none "
+                                                   "(default 5)")
+    p.add_argument("--rephrase-min-params", type=float, help="a model this large (parameters) also rephrases each "
+                   "fact, its grounded output kept; a smaller one writes text the grounding check rejects "
+                   "(default 1e9: the 8B does, the demo's 135M does not)")
+    p.add_argument("--qa-in-cpt", type=int, help="question/answer pairs of each trained fact in the CPT text "
+                                                 "(default 1)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--config", help="YAML file with these options (section: prepare)")
     args = resolve_options(p.parse_args(), DEFAULTS, section="prepare")
@@ -157,6 +214,8 @@ def main():
         raise UserError(f"--chunk-tokens must be >= {SMALLEST_CHUNK} and --overlap below half of it")
     if args.replay < 0 or not 0 <= args.replay_share < 1:
         raise UserError("--replay must be >= 0 and --replay-share in [0, 1)")
+    if args.rephrasings < 0 or args.qa_in_cpt < 0 or not 0 <= args.heldout_fraction < 1:
+        raise UserError("--rephrasings and --qa-in-cpt must be >= 0, --heldout-fraction in [0, 1)")
 
     pdf = resolve(args.pdf)
     files = list_pdfs(pdf)
@@ -190,9 +249,14 @@ def main():
     train_idx, valid_idx = split_train_valid(len(chunks), args.valid_fraction, args.seed)
     if not args.hold_out:
         train_idx = list(range(len(chunks)))
+    golden_path = resolve(args.golden)
+    golden = [g["answer"] for g in load_golden(golden_path)] if golden_path.is_file() else []
+    facts, context = fact_inventory(docs, chunks, golden, args.heldout_fraction, args.seed)
+    rephrased = rephrase_facts(model, facts, args.rephrase_min_params) if args.rephrasings > 1 else {}
+    fact_rows = pack_texts(count_tokens, cpt_texts(facts, context, args.rephrasings, args.qa_in_cpt, args.seed), size)
     replay, replay_metrics, generation = replay_pairs(args, model) if args.replay else ([], {}, {})
     replay_rows = replay_texts(tokenizer, replay, size)
-    replay_rows = replay_rows[:replay_count(len(replay_rows), len(train_idx), args.replay_share)]
+    replay_rows = replay_rows[:replay_count(len(replay_rows), len(train_idx) + len(fact_rows), args.replay_share)]
 
     pages_dropped = [{"file": path.name, "page": page, "reason": why}
                      for path, doc in docs for page, why in sorted(doc.dropped_pages.items())]
@@ -208,20 +272,28 @@ def main():
         "train_tokens": sum(chunks[i]["tokens"] for i in train_idx),
         "valid_tokens": sum(chunks[i]["tokens"] for i in valid_idx),
         "extractor": ", ".join(sorted(extractors)), "cleaning": cleaning,
+        "facts": len(facts), "facts_heldout": sum(f["heldout"] for f in facts), "model_rephrasings": rephrased,
+        "facts_by_kind": dict(Counter(f["kind"] for f in facts)), "fact_context": context,
+        "fact_train_rows": len(fact_rows), "fact_tokens": sum(count_tokens(r) for r in fact_rows),
         "replay_pairs": len(replay), "replay_train_rows": len(replay_rows),
         "replay_tokens": sum(count_tokens(r) for r in replay_rows), "replay": replay_metrics,
     }
     args.pdf, args.model, args.output = display(pdf), display(model), display(output)
-    args.replay_questions, args.eval_questions = (display(resolve(v)) for v in (args.replay_questions, args.eval_questions))
+    args.replay_questions, args.eval_questions, args.golden = (
+        display(resolve(v)) for v in (args.replay_questions, args.eval_questions, args.golden))
     with staged_dir(output, force=args.force, what="output") as tmp:
         write_jsonl(tmp / "train.jsonl", [{"text": chunks[i]["text"]} for i in train_idx]
-                    + [{"text": row} for row in replay_rows])
+                    + [{"text": row} for row in fact_rows + replay_rows])
+        write_jsonl(tmp / FACTS_FILE, facts)
+        write_jsonl(tmp / HELDOUT_QUESTIONS_FILE, heldout_questions(facts))
         write_jsonl(tmp / "valid.jsonl", ({"text": chunks[i]["text"]} for i in valid_idx))
         trained, validated = set(train_idx), set(valid_idx)  # sets: a corpus may have thousands of chunks
         write_jsonl(tmp / "chunks.jsonl", ({**c, "split": "valid" if i not in trained else
                                             "train+valid" if i in validated else "train"}
                                            for i, c in enumerate(chunks)))
         inputs = {f"pdf:{path.name}": fingerprint(path) for path in files}
+        if resolve(args.golden).is_file():
+            inputs["golden"] = fingerprint(resolve(args.golden))
         inputs["tokenizer"] = fingerprint(model / "tokenizer.json")
         if args.replay:
             write_jsonl(tmp / REPLAY_FILE, replay)
@@ -233,6 +305,8 @@ def main():
           f"{len(chunks)} chunks of <= {size} tokens{resized}: {len(train_idx)} train / {len(valid_idx)} valid"
           f"{'' if args.hold_out else ' (also trained)'} "
           f"[{metrics['extractor']}] -> {display(output)}")
+    print(f"facts: {len(facts)} ({metrics['facts_heldout']} held out of every Q&A row) -> {display(output / FACTS_FILE)}; "
+          f"{len(fact_rows)} CPT rows of {args.rephrasings} rephrasings a fact + {args.qa_in_cpt} Q&A a trained fact")
     if args.replay:
         print(f"replay: {len(replay)}/{replay_metrics['questions']} general questions answered by the model kept "
               f"({len(replay_rows)} train rows, {metrics['replay_tokens']:,} tokens; "

@@ -3,15 +3,19 @@
 Examples:
   python 20_stage2_sft/generate_qa.py                      # data/cpt/demo_paper -> data/sft/demo_paper, CPT model
   python 20_stage2_sft/generate_qa.py --chunks data/cpt/mypaper --adapter adapters/mypaper-cpt --force
-  python 20_stage2_sft/generate_qa.py --per-chunk 0        # rule-mined + golden pairs only, no model
+  python 20_stage2_sft/generate_qa.py --per-chunk 0        # fact + golden pairs only, no model
+  python 20_stage2_sft/generate_qa.py --per-fact 3 --force # three questions for every trained fact
   python 20_stage2_sft/generate_qa.py --model models/demo-omni-Text --adapter none --per-chunk 3
   python 20_stage2_sft/generate_qa.py --replay-share 0 --force   # no replay pairs
 
 Pairs come from three sources, each tagged in pairs.jsonl:
   golden  20_stage2_sft/golden.jsonl, hand-written; always in train
-  rule    definitions and acronym expansions mined from the text (no model needed)
+  fact    --per-fact pairs for every trained fact of stage 10's facts.jsonl (numbers,
+          names, definitions, acronyms, table cells), each asked its own ways and
+          tagged with its fact_id; held-out facts get none
   model   the CPT model (base model + --adapter, default adapters/<stem>-cpt), asked in
           batches through its chat template (reasoning skipped), parsed strictly
+A pair that states a held-out fact is dropped (reason heldout_fact), whatever its source.
 Every candidate passes filters (length, prompt leakage/format debris, chunk-dependent
 wording, grounding in its chunk) and near-duplicate removal; questions that
 near-duplicate an evaluation `paraphrase` question (30_evaluation/questions.jsonl) are
@@ -28,6 +32,7 @@ import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.atomic import staged_dir
 from omnilm.config import make_parser, resolve_options
 from omnilm.errors import UserError, run_main
+from omnilm.facts import FACTS_FILE, fact_pairs, facts_from_chunks
 from omnilm.manifest import fingerprint, read_manifest, write_manifest
 from omnilm.paths import REPO_DIR, adapters_dir, data_dir, display, models_dir, resolve
 from omnilm.progress import bar
@@ -39,7 +44,18 @@ DEFAULTS = {"chunks": None, "model": None, "adapter": None, "per_chunk": 2, "out
             "golden": str(REPO_DIR / "20_stage2_sft" / "golden.jsonl"),
             "questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl"),
             "max_tokens": 80, "batch_size": 16, "temp": 0.0, "seed": 0, "valid_fraction": 0.2,
-            "min_overlap": 0.8, "context_name": None, "replay_share": 0.5}
+            "min_overlap": 0.8, "context_name": None, "replay_share": 0.5, "per_fact": 2}
+
+
+def load_facts(folder, chunks, context):
+    """Stage 10's fact inventory; for an older data folder, the facts of its chunks
+    (then nothing is held out)."""
+    path = folder / FACTS_FILE
+    if path.is_file():
+        return read_jsonl(path, "facts")
+    print(f"note: {display(folder)} has no {FACTS_FILE}: facts taken from its chunks, none held out "
+          f"(rerun 10_stage1_cpt/prepare_data.py for the held-out split)")
+    return facts_from_chunks(chunks, context)
 
 
 def load_chunks(folder):
@@ -115,6 +131,7 @@ def main():
     p.add_argument("--model", help="model folder (default: the adapter's base model, else models/demo-omni-Text)")
     p.add_argument("--adapter", help="adapter folder, or 'none' (default adapters/<stem>-cpt when present)")
     p.add_argument("--per-chunk", type=int, help="model prompts per chunk, 0 = no model (default 2)")
+    p.add_argument("--per-fact", type=int, help="question/answer pairs for every trained fact (default 2)")
     p.add_argument("--output", help="SFT data folder (default data/sft/<stem>)")
     p.add_argument("--golden", help="hand-written pairs, always in train (default 20_stage2_sft/golden.jsonl)")
     p.add_argument("--questions", help="evaluation questions; `paraphrase` ones are held out (default 30_evaluation/questions.jsonl)")
@@ -130,10 +147,10 @@ def main():
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--config", help="YAML file with these options (section: qa)")
     args = resolve_options(p.parse_args(), DEFAULTS, section="qa")
-    if args.per_chunk < 0 or not 0 <= args.valid_fraction < 1 or not 0 <= args.replay_share < 1:
+    if args.per_chunk < 0 or args.per_fact < 0 or not 0 <= args.valid_fraction < 1 or not 0 <= args.replay_share < 1:
         raise UserError("--per-chunk must be >= 0, --valid-fraction and --replay-share in [0, 1)")
 
-    from omnilm.qa_mining import context_name, find_acronyms, mine_chunk
+    from omnilm.qa_mining import context_name, find_acronyms
 
     chunks_dir = resolve(args.chunks) if args.chunks else data_dir() / "cpt" / "demo_paper"
     chunks = load_chunks(chunks_dir)
@@ -147,7 +164,10 @@ def main():
     context = args.context_name or context_name(chunks)
 
     acronyms = find_acronyms("\n\n".join(c["text"] for c in chunks))
-    candidates = [pair for c in chunks for pair in mine_chunk(c, acronyms)]
+    facts = load_facts(chunks_dir, chunks, context)
+    heldout_facts = [f for f in facts if f.get("heldout")]
+    candidates = [dict(pair, source="fact", fact_id=f["id"], chunk_id=f.get("chunk_id"), pages=[f.get("page")])
+                  for f in facts if not f.get("heldout") for pair in fact_pairs(f, args.per_fact)]
     throughput, tokenizer, model_dir, adapter = {}, None, None, None
     if args.per_chunk:
         model_dir, adapter, note = choose_model(args, stem)
@@ -158,7 +178,7 @@ def main():
         candidates += generated
 
     chunk_texts = {c["id"]: c["text"] for c in chunks}
-    kept, dropped = build_pairs(golden, candidates, chunk_texts, heldout, context, args.min_overlap)
+    kept, dropped = build_pairs(golden, candidates, chunk_texts, heldout, context, args.min_overlap, heldout_facts)
     held_golden = [d["question"] for d in dropped if d["source"] == "golden" and d["variant"] == "plain"
                    and d["reason"] == "heldout_for_eval"]
     if held_golden:
@@ -176,13 +196,16 @@ def main():
     train_rows, valid_rows = [to_messages(p) for p in train], [to_messages(p) for p in valid]
     metrics = counts(kept, dropped, train, valid)
     metrics.update(replay_available=len(replay), replay_in_train=len(replay_train), replay_in_valid=len(replay_valid))
-    metrics["candidates_by_source"] = {s: sum(c["source"] == s for c in candidates) for s in ("rule", "model")}
+    metrics["candidates_by_source"] = {s: sum(c["source"] == s for c in candidates) for s in ("fact", "model")}
+    metrics.update(facts=len(facts), facts_heldout=len(heldout_facts),
+                   facts_trained=len({p["fact_id"] for p in kept if p.get("fact_id")}))
     metrics["candidates_by_source"]["golden"] = len(golden)
     metrics["heldout_questions"] = len(heldout)
     if tokenizer is not None:
         metrics["longest_example_tokens"] = rendered_tokens(tokenizer, train_rows + valid_rows)
 
-    inputs = {"chunks": fingerprint(chunks_dir / "chunks.jsonl"), "chunks_manifest": fingerprint(chunks_dir)}
+    inputs = {"chunks": fingerprint(chunks_dir / "chunks.jsonl"), "chunks_manifest": fingerprint(chunks_dir),
+              **({"facts": fingerprint(chunks_dir / FACTS_FILE)} if (chunks_dir / FACTS_FILE).is_file() else {})}
     if replay:
         inputs["replay"] = fingerprint(chunks_dir / "replay.jsonl")
     for name, path in (("golden", golden_path), ("questions", questions_path)):

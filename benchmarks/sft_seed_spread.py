@@ -8,9 +8,10 @@ On the demo, a 135M model fine-tuned on about a hundred pairs, one seed (LoRA in
 and data order) moved control accuracy from 0.60 to 0.80: compare configurations by
 their spread over seeds, never by one run. Each seed trains its own adapter
 (adapters/<data>-sft-seedN, one process each) from the same CPT adapter and data;
-then one compare_stages run asks every adapter the same questions. Writes
-seed_spread.md and seed_spread.json (accuracy per seed and kind; mean, min, max)
-beside that run's eval.* in --output.
+then one compare_stages run asks every adapter the same questions (no open-book
+run: that upper bound does not depend on the seed). Writes seed_spread.md and
+seed_spread.json (accuracy per seed for each kind: trained, heldout_fact,
+paraphrase, control; mean, min, max) beside that run's eval.* in --output.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
@@ -32,7 +33,8 @@ def run_or_fail(script, args):
 
 
 def spread(summary, seeds):
-    """{kind: {"per_seed": [...], "mean", "min", "max"}} from compare_stages' summary."""
+    """{kind: {"per_seed": [...], "mean", "min", "max"}} from compare_stages' summary,
+    for the kinds that have questions."""
     table = {}
     for kind in KINDS:
         values = [summary[f"seed{s}"][kind] for s in seeds if summary[f"seed{s}"].get(f"{kind}_n")]
@@ -46,9 +48,11 @@ def write_report(table, seeds, train_args, out):
     lines = [f"# SFT seed spread ({len(seeds)} seeds{', train args: ' + train_args if train_args else ''})", "",
              "| kind | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | min-max |",
              "|---|" + "---|" * (len(seeds) + 2)]
-    for kind, row in table.items():
-        lines.append(f"| {kind} | " + " | ".join(f"{v:.2f}" for v in row["per_seed"])
-                     + f" | {row['mean']:.2f} | {row['min']:.2f}-{row['max']:.2f} |")
+    for kind in KINDS:
+        row = table.get(kind)
+        cells = ([f"{v:.2f}" for v in row["per_seed"]] + [f"{row['mean']:.2f}", f"{row['min']:.2f}-{row['max']:.2f}"]
+                 if row else ["-"] * (len(seeds) + 2))  # a kind without questions
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     write_text_atomic(out / "seed_spread.md", "\n".join(lines) + "\n")
     write_text_atomic(out / "seed_spread.json", json.dumps(
         {"seeds": seeds, "train_args": train_args, "accuracy": table}, indent=2) + "\n")
@@ -78,7 +82,7 @@ def main():
                                                    "--adapter-path", str(adapter), "--force",
                                                    *shlex.split(args.train_args)])
         stages.append(f"seed{seed}={model}+{adapter}")
-    run_or_fail("30_evaluation/compare_stages.py", ["--output", str(out), "--stages", *stages]
+    run_or_fail("30_evaluation/compare_stages.py", ["--output", str(out), "--no-open-book", "--stages", *stages]
                 + (["--questions", str(resolve(args.questions))] if args.questions else []))
     summary = json.loads((out / "eval.json").read_text())["metrics"]["summary"]
     table = spread(summary, args.seeds)

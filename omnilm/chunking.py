@@ -4,9 +4,13 @@ import random
 import re
 from dataclasses import dataclass
 
-# A sentence ends at . ! ? followed by space and a capital, digit, bracket or quote,
-# unless the word before the stop is an abbreviation or an initial.
-SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\[(\"'])")
+# A sentence ends at . ! ? (and a closing quote or bracket) followed by space and anything
+# but a lower-case Latin letter (so 'e.g. the' goes on): a capital, digit, bracket, quote,
+# or a letter of a script without case (Hangul, Han...). It also ends at the full-width
+# 。！？, space or not. Not after an abbreviation or an initial (see split_sentences).
+CLOSERS = "\"')]\u201d\u2019\u300d\u300f"  # " ' ) ] and curly / CJK closing quotes
+SENTENCE_END = re.compile(rf"(?<=[.!?])[{re.escape(CLOSERS)}]?\s+(?=[^\W_a-z\u00df-\u00ff]|[\[(\"'\u201c\u2018\u300c\u300e])"
+                          rf"|(?<=[\u3002\uff01\uff1f])[{re.escape(CLOSERS)}]?\s*(?=\S)")
 ABBREVIATIONS = {"e.g", "i.e", "et al", "etc", "fig", "figs", "eq", "eqs", "sec", "tab", "vs", "cf", "no",
                  "dr", "mr", "mrs", "ms", "prof", "approx", "resp", "vol", "pp", "ch", "ref", "refs"}
 MIN_FILL = 0.6  # a paragraph boundary is preferred over a sentence one once a chunk is this full
@@ -26,9 +30,10 @@ def split_sentences(text):
     """[(start, end)] character spans of the sentences of `text`."""
     spans, start = [], 0
     for m in SENTENCE_END.finditer(text):
-        before = text[start:m.start()].rstrip("\"')]")
+        before = text[start:m.start()].rstrip(CLOSERS)
         last_word = before.rsplit(None, 1)[-1].rstrip(".!?").lower() if before.split() else ""
-        if last_word in ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word) or before.lower().endswith("et al."):
+        if before.endswith((".", "!", "?")) and (last_word in ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word)
+                                                 or before.lower().endswith("et al.")):
             continue
         spans.append((start, m.start() + len(m.group(0).rstrip())))
         start = m.end()

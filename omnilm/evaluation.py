@@ -1,9 +1,16 @@
 """Stage 30: base vs CPT vs SFT on the same questions, scored automatically.
 
-Each stage is loaded once; every question goes through the chat template
-(reasoning skipped, greedy). Verdict = key facts found (omnilm.scoring); the
-reference answer's mean negative log-likelihood given the question is a
-continuous score that moves even when the words do not."""
+Each stage is loaded once; all its questions go through the chat template
+(reasoning skipped, greedy) in one batched generation. Verdict = key facts found
+(omnilm.scoring); the reference answer's mean negative log-likelihood given the
+question is a continuous score that moves even when the words do not.
+
+Question kinds: `trained` (the golden questions, trained verbatim), `heldout_fact`
+(facts of the paper no training row asks about), `paraphrase` (trained facts
+reworded) and `control` (general knowledge, to see forgetting). The `open_book`
+run asks the first stage's model, without adapter, each question that carries
+its source `passage` with the passage in the prompt: the upper bound, telling a
+missing fact from a model too small to answer."""
 import csv
 import json
 import time
@@ -12,7 +19,12 @@ from pathlib import Path
 from omnilm.errors import UserError
 from omnilm.scoring import score_answer
 
-KINDS = ("domain", "paraphrase", "control")
+KINDS = ("trained", "heldout_fact", "paraphrase", "control")
+OPEN_BOOK = "open_book"
+OPEN_BOOK_PROMPT = "Read this passage and answer the question.\n\nPassage: {passage}\n\nQuestion: {question}"
+OPEN_BOOK_NOTE = (f"{OPEN_BOOK} is the upper bound, not a trained stage: the first stage's model (no adapter) "
+                  "with each question's source passage in the prompt (NLL given it too), on the questions that "
+                  "carry one. A miss there is a model too small to answer, not missing knowledge.")
 CSV_COLUMNS = ("stage", "kind", "id", "question", "answer", "correct", "facts_missing", "answer_nll",
                "generation_tps", "generated_tokens", "peak_memory_gb")
 
@@ -30,9 +42,13 @@ def load_questions(path):
         except json.JSONDecodeError:
             raise UserError(f"{path} line {n} is not valid JSON")
         missing = [k for k in ("question", "reference", "key_facts", "kind") if k not in q]
+        if not missing and q["kind"] == "domain":  # the old name of `trained`: older files keep working
+            q["kind"] = "trained"
         if missing or q["kind"] not in KINDS or not all(isinstance(f, list) and f for f in q["key_facts"]):
             raise UserError(f"{path} line {n} needs question, reference, kind ({'/'.join(KINDS)}) "
                             f"and key_facts as a list of lists of accepted variants")
+        if "passage" in q and not (isinstance(q["passage"], str) and q["passage"].strip()):
+            raise UserError(f"{path} line {n}: passage must be the source text of the fact")
         q.setdefault("id", f"q{n}")
         questions.append(q)
     if not questions:
@@ -47,6 +63,31 @@ def parse_stage(spec):
     name, rest = spec.split("=", 1)
     model, _, adapter = rest.partition("+")
     return name, model, adapter or None
+
+
+def default_stages():
+    """The demo's base, cpt and sft stages as (name, model, adapter)."""
+    from omnilm.paths import adapters_dir, models_dir
+
+    base = models_dir() / "demo-omni-Text"
+    return [("base", base, None), ("cpt", base, adapters_dir() / "demo_paper-cpt"),
+            ("sft", base, adapters_dir() / "demo_paper-sft")]
+
+
+def plan_runs(stages, questions, open_book=True):
+    """[(name, model, adapter, questions, open_book)]: every stage on every question,
+    then (open_book) the first stage's model without adapter on the questions that
+    carry a passage."""
+    runs = [(name, model, adapter, questions, False) for name, model, adapter in stages]
+    with_passage = [q for q in questions if q.get("passage")]
+    if open_book and with_passage:
+        runs.append((OPEN_BOOK, stages[0][1], None, with_passage, True))
+    return runs
+
+
+def asked(q, open_book=False):
+    """The user message for question `q`, with its passage in front when open book."""
+    return OPEN_BOOK_PROMPT.format(passage=q["passage"], question=q["question"]) if open_book else q["question"]
 
 
 def prompt_tokens(tokenizer, question):
@@ -74,7 +115,8 @@ def answer_nll(model, tokenizer, question, reference):
 
 
 def generate_answer(model, tokenizer, question, max_tokens):
-    """Greedy answer (reasoning removed) and the last stream_generate response."""
+    """Greedy answer (reasoning removed) and the last stream_generate response: one
+    question at a time, the reference the batched path is checked against."""
     from mlx_lm import stream_generate
 
     from omnilm.think import split_reasoning
@@ -98,28 +140,38 @@ def fuse_lora(model):
     return len(fused)
 
 
-def evaluate_stage(name, model_dir, adapter, questions, max_tokens=48, on_question=None):
+def generate_answers(model, tokenizer, messages, max_tokens, bar=None):
+    """Greedy answers (reasoning removed) to every user message, batched; and the run.
+    On the demo they equal generate_answer's one by one (tests, benchmarks/eval_generation_bench.py)."""
+    from omnilm.qa_generation import generate_batched
+    from omnilm.think import split_reasoning
+
+    run = generate_batched(model, tokenizer, [prompt_tokens(tokenizer, m)[1] for m in messages], max_tokens, bar=bar)
+    return [split_reasoning(t)[0].strip() for t in run.texts], run
+
+
+def evaluate_stage(name, model_dir, adapter, questions, max_tokens=48, bar=None, open_book=False):
     import mlx.core as mx
 
     from omnilm.chat import load_model
 
     model, tokenizer = load_model(model_dir, adapter)
     fuse_lora(model)
+    mx.reset_peak_memory()  # the peak is process-wide: this stage's own
+    messages = [asked(q, open_book) for q in questions]
+    answers, run = generate_answers(model, tokenizer, messages, max_tokens, bar)
     rows = []
-    for q in questions:
-        mx.reset_peak_memory()
-        answer, last = generate_answer(model, tokenizer, q["question"], max_tokens)
+    for q, message, answer, text in zip(questions, messages, answers, run.texts):
         correct, _, missing = score_answer(answer, q["key_facts"])
         rows.append({
             "stage": name, "kind": q["kind"], "id": q["id"], "question": q["question"], "answer": answer,
             "correct": int(correct), "facts_missing": "; ".join(missing),
-            "answer_nll": round(answer_nll(model, tokenizer, q["question"], q["reference"]), 4),
-            "generation_tps": round(last.generation_tps, 2) if last else 0.0,
-            "generated_tokens": last.generation_tokens if last else 0,
-            "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 3),
+            "answer_nll": round(answer_nll(model, tokenizer, message, q["reference"]), 4),
+            # speed is the batch's: all its generated tokens / its wall seconds, prefill included
+            "generation_tps": round(run.tokens_per_second, 2),
+            "generated_tokens": len(tokenizer.encode(text, add_special_tokens=False)),  # end of turn not counted
+            "peak_memory_gb": run.stats["peak_memory_gb"],
         })
-        if on_question:
-            on_question()
     del model
     return rows
 
@@ -187,13 +239,13 @@ def write_markdown(rows, summary, path):
 
 def summary_table(summary):
     """Accuracy per stage and kind as Markdown lines (eval.md and the pipeline report)."""
-    lines = ["| stage | " + " | ".join(f"{k} accuracy" for k in KINDS) + " | mean answer NLL | gen tok/s | peak GB |",
+    lines = ["| stage | " + " | ".join(f"{k} accuracy" for k in KINDS) + " | mean answer NLL | batch tok/s | peak GB |",
              "|---" * (len(KINDS) + 4) + "|"]
     for st, s in summary.items():
         accs = [f"{s[k]:.2f} ({round(s[k] * s[k + '_n'])}/{s[k + '_n']})" if k in s else "-" for k in KINDS]
         lines.append(f"| {st} | " + " | ".join(accs) + f" | {s['answer_nll']:.3f} | {s['generation_tps']:.1f} | "
                      f"{s['peak_memory_gb']:.2f} |")
-    return lines
+    return lines + (["", OPEN_BOOK_NOTE] if OPEN_BOOK in summary else [])
 
 
 def write_chart(summary, path):
@@ -203,17 +255,19 @@ def write_chart(summary, path):
     import matplotlib.pyplot as plt
 
     stages = list(summary)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.8 / len(KINDS)
-    for i, kind in enumerate(KINDS):
-        vals = [summary[s].get(kind, 0) for s in stages]
-        ax1.bar([x + i * width for x in range(len(stages))], vals, width, label=kind)
-    ax1.set_xticks([x + width for x in range(len(stages))], stages)
+    labels = [f"{s}\n(upper bound)" if s == OPEN_BOOK else s for s in stages]
+    kinds = [k for k in KINDS if any(k in s for s in summary.values())]  # a kind nobody was asked: no bars
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    width = 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        xs = [x for x, s in enumerate(stages) if kind in summary[s]]
+        ax1.bar([x + i * width for x in xs], [summary[stages[x]][kind] for x in xs], width, label=kind)
+    ax1.set_xticks([x + 0.4 - width / 2 for x in range(len(stages))], labels)
     ax1.set_ylim(0, 1.05)
     ax1.set_ylabel("accuracy")
     ax1.set_title("Accuracy by question kind")
     ax1.legend()
-    ax2.bar(stages, [summary[s]["answer_nll"] for s in stages], color="gray")
+    ax2.bar(labels, [summary[s]["answer_nll"] for s in stages], color="gray")
     ax2.set_ylabel("mean NLL of the reference answer")
     ax2.set_title("Reference-answer NLL (lower is better)")
     fig.tight_layout()
@@ -221,11 +275,12 @@ def write_chart(summary, path):
     plt.close(fig)
 
 
-def run_comparison(stages, questions, output_dir, max_tokens=48, on_question=None):
+def run_comparison(runs, output_dir, max_tokens=48, bar=None):
+    """Every run of plan_runs evaluated, then eval.csv, eval.md and eval.png written."""
     rows = []
     started = time.perf_counter()
-    for name, model_dir, adapter in stages:
-        rows += evaluate_stage(name, model_dir, adapter, questions, max_tokens, on_question)
+    for name, model_dir, adapter, questions, open_book in runs:
+        rows += evaluate_stage(name, model_dir, adapter, questions, max_tokens, bar, open_book)
     summary = summarize(rows)
     output_dir = Path(output_dir)
     write_csv(rows, output_dir / "eval.csv")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from omnilm.errors import UserError
+from omnilm.facts import HELDOUT_QUESTIONS_FILE
 from omnilm.manifest import MANIFEST, sha256_file
 from omnilm.paths import REPO_DIR, adapters_dir, data_dir, display, models_dir, results_dir
 
@@ -129,8 +130,9 @@ def demo_plan(source=None, pdf=None, config=None):
               reads=[text], writes=[q8, q4], title="8-bit and 4-bit versions"),
         Stage("prepare", "10_stage1_cpt/prepare_data.py", ["--pdf", pdf, "--model", text, "--output", cpt_data,
                                                            "--force", *cfg],
-              reads=[pdf, text, REPO_DIR / "20_stage2_sft" / "replay_questions.txt", QUESTIONS], writes=[cpt_data],
-              title="PDF -> clean text -> token chunks (+ replay answers) -> train/valid"),
+              reads=[pdf, text, REPO_DIR / "20_stage2_sft" / "replay_questions.txt", QUESTIONS,
+                     REPO_DIR / "20_stage2_sft" / "golden.jsonl"], writes=[cpt_data],
+              title="PDF -> clean text -> token chunks, facts (+ replay answers) -> train/valid"),
         Stage("benchmark", "01_quantize/benchmark.py", ["--models", text, q8, q4, "--output", bench,
                                                         "--text-file", cpt_data / "valid.jsonl", *cfg],
               reads=[text, q8, q4, cpt_data], writes=[bench], title="load time, tok/s, memory, perplexity"),
@@ -143,9 +145,11 @@ def demo_plan(source=None, pdf=None, config=None):
         Stage("sft", "20_stage2_sft/train_sft.py", ["--data", sft_data, "--init-adapter", cpt, "--adapter-path", sft,
                                                     "--resume", *cfg],
               reads=[sft_data, cpt], writes=[sft], title="supervised fine-tuning from the CPT adapter"),
+        # a user's paper has no hand-written held-out questions: stage 10 asks its held-out facts
         Stage("eval", "30_evaluation/compare_stages.py",
-              ["--stages", f"base={text}", f"cpt={text}+{cpt}", f"sft={text}+{sft}", *cfg],
-              reads=[text, cpt, sft, QUESTIONS],
+              ["--stages", f"base={text}", f"cpt={text}+{cpt}", f"sft={text}+{sft}",
+               "--questions", QUESTIONS, *([] if demo else [cpt_data / HELDOUT_QUESTIONS_FILE]), *cfg],
+              reads=[text, cpt, sft, QUESTIONS, cpt_data],
               writes=[results_dir() / "eval.json"], title="base vs CPT vs SFT"),
     ]
     return stages

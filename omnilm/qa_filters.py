@@ -5,6 +5,8 @@ keys counted in the SFT data manifest."""
 import re
 import unicodedata
 
+from omnilm.chunking import split_sentences as sentence_spans
+
 STOPWORDS = set("""
 a an the and or but nor of to in on at by for with from into onto over under about as than then
 is are was were be been being am do does did done has have had having can could will would shall
@@ -30,6 +32,28 @@ LEAKAGE = [
 ]
 LIMITS = {"question_words": (3, 30), "answer_words": (3, 60)}
 
+# Korean particles (josa) glued to the end of a word: 인코더는 / 인코더가 / 인코더의 -> 인코더.
+# A standalone one (after a split like 'GRR은' -> grr, 은) is dropped as a stopword, as is
+# a standalone ending ('71.3%이다' -> 71.3, 이다).
+PARTICLES = ("에서", "으로", "에게", "까지", "부터", "보다",
+             "은", "는", "이", "가", "을", "를", "의", "에", "로", "와", "과", "도")
+# Endings of the predicates answers end in (copula, 하다/되다 verbs): 구성된다, 구성됩니다,
+# 구성되는가 -> 구성. Cut only where a stem of 2+ syllables is left (Sino-Korean nouns).
+ENDINGS = ("되었다", "하였다", "입니다", "합니다", "됩니다", "입니까", "합니까", "됩니까", "하는가", "되는가",
+           "이다", "이며", "이고", "인가",
+           "한다", "된다", "했다", "됐다", "하며", "되며", "하고", "되고", "하여", "되어", "하는", "되는")
+KOREAN_STOPWORDS = set(PARTICLES) | set(ENDINGS) | {"및", "또는", "그리고", "또한", "그", "것", "등"}
+HANGUL = "\uac00-\ud7a3"
+HANGUL_WORD = re.compile(f"[{HANGUL}]")
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and Han: written without spaces
+# Combining marks (Devanagari vowel signs...) are not \w in Python's re; listing them keeps
+# such words whole. Scripts that use them sit below U+3000.
+MARKS = "".join(chr(c) for c in range(0x300, 0x3000) if unicodedata.category(chr(c))[0] == "M")
+OTHER = rf"[^\W\d_{HANGUL}{CJK}]"  # a letter of any other script (Latin, Greek, Cyrillic...)
+# A number; a run of Hangul syllables; one kana or Han character (no word boundaries to
+# find there); a word of other letters. A change of script ends a word: 'grr은' -> grr, 은.
+WORD = re.compile(rf"\d+(?:\.\d+)?|[{HANGUL}]+|[{CJK}]|{OTHER}(?:{OTHER}|['{MARKS}])*")
+
 
 def normalize_text(text):
     """NFKC, one space, straight quotes: the form pairs are stored in."""
@@ -38,9 +62,9 @@ def normalize_text(text):
 
 
 def words(text):
-    """Lower-case words and numbers (12,400 -> 12400; hyphenated words split)."""
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", unicodedata.normalize("NFKC", text).lower())
-    return re.findall(r"\d+(?:\.\d+)?|[a-z][a-z']*", text)
+    """Lower-case words of any script and numbers (12,400 -> 12400; hyphenated words split)."""
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", unicodedata.normalize("NFKC", text).lower())
+    return WORD.findall(text)
 
 
 def stem(word):
@@ -57,18 +81,44 @@ def stem(word):
     return word
 
 
+def korean_stem(word):
+    """A Hangul word without its predicate ending, then without its trailing particles:
+    인코더는, 인코더에서는 -> 인코더; 사용한다, 사용됩니다 -> 사용. Particles go until none
+    is left so that a noun that itself ends like one (정확도, 길이) gives the same form
+    bare and with a particle (정확도는): 정확, 길."""
+    ending = next((e for e in ENDINGS if word.endswith(e) and len(word) - len(e) >= 2), "")
+    word = word[: len(word) - len(ending)]
+    while True:
+        particle = next((p for p in PARTICLES if word.endswith(p) and len(word) > len(p)), None)
+        if not particle:
+            return word
+        word = word[: -len(particle)]
+
+
 def content_words(text):
-    return [stem(w) for w in words(text) if w not in STOPWORDS]
+    """Words that carry meaning, in a form that matches across inflection: English ones
+    stemmed, Hangul ones without particles, others (and numbers) as they are."""
+    out = []
+    for w in words(text):
+        if w.isascii():
+            w = None if w in STOPWORDS else stem(w)
+        elif HANGUL_WORD.match(w):
+            w = korean_stem(w)
+            w = None if w in KOREAN_STOPWORDS else w
+        if w:
+            out.append(w)
+    return out
 
 
 def split_sentences(text):
-    """Sentences of a chunk: paragraphs (blank lines) first, then sentence ends; a
-    period inside a number (71.3) or after a one-letter initial does not end one."""
+    """Sentences of a chunk: paragraphs (blank lines) first, then sentence ends as the
+    chunker finds them (English and Korean; not after an abbreviation, an initial or
+    inside a number like 71.3)."""
     out = []
     for para in re.split(r"\n\s*\n", text):
         para = " ".join(para.split())
-        out += [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])", para) if s]
-    return out
+        out += [para[a:b].strip() for a, b in sentence_spans(para)]
+    return [s for s in out if s]
 
 
 def check_length(question, answer):

@@ -77,10 +77,18 @@ def replay_texts(tokenizer, pairs, max_tokens):
     taught the template's boilerplate instead of the answers. Measured on the demo, the
     CPT model then answered chat prompts with '</think>' over and over, or with the
     default system prompt. SFT, which masks the prompt, keeps the chat form."""
+    def count_tokens(text):
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    return pack_texts(count_tokens, [f"{p['question']}\n{p['answer']}" for p in pairs], max_tokens)
+
+
+def pack_texts(count_tokens, texts, max_tokens):
+    """Texts packed in order into rows of at most `max_tokens` tokens, a blank line apart."""
     rows, current, size = [], "", 0
-    for pair in pairs:
-        text = f"{pair['question']}\n{pair['answer']}\n\n"
-        n = len(tokenizer.encode(text, add_special_tokens=False))
+    for text in texts:
+        text += "\n\n"
+        n = count_tokens(text)
         if current and size + n > max_tokens:
             rows.append(current.rstrip())
             current, size = "", 0

@@ -3,7 +3,7 @@ import json
 import os
 from pathlib import Path
 
-from omnilm.evaluation import summary_table
+from omnilm.evaluation import OPEN_BOOK, summary_table
 from omnilm.manifest import read_manifest
 from omnilm.paths import display, results_dir
 
@@ -51,7 +51,8 @@ def write_report(stages, out=None):
     eval_md, eval_json = out / "eval.md", out / "eval.json"
     if eval_json.exists():
         summary = json.loads(eval_json.read_text())["metrics"]["summary"]
-        lines += ["", "## Evaluation (base vs CPT vs SFT)", ""] + summary_table(summary)
+        bound = ", open-book upper bound" if OPEN_BOOK in summary else ""
+        lines += ["", f"## Evaluation (base vs CPT vs SFT{bound})", ""] + summary_table(summary)
         lines += ["", f"All answers: [eval.md]({_rel(eval_md, out)})", ""]
         if (out / "eval.png").exists():
             pictures.append(out / "eval.png")

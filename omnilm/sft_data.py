@@ -1,6 +1,6 @@
 """From candidate pairs to SFT data: filters, variants, hold-outs, dedupe, split, chat lines.
 
-Priority when two questions near-duplicate each other: golden > rule > model (the
+Priority when two questions near-duplicate each other: golden > fact > model (the
 first kept wins). Golden pairs always go to train; a pair whose question
 near-duplicates an evaluation `paraphrase` question is held out (`heldout_for_eval`)
 so stage 30 measures generalization, not recall."""
@@ -10,6 +10,7 @@ from collections import Counter
 from omnilm.errors import UserError
 from omnilm.jsonl import read_jsonl
 from omnilm.paths import display
+from omnilm.facts import leaked_fact
 from omnilm.qa_filters import filter_pair, find_near_duplicate, normalize_text, question_key
 from omnilm.qa_mining import context_variants, plain_variant
 
@@ -48,6 +49,8 @@ def _named_concept(question, context):
 def with_variants(base, context):
     """The pair plus its questions with and without the document's name. Rule pairs
     know their concept; golden and model pairs count as named when they name one."""
+    if base["source"] == "fact":  # a fact's own questions already ask it several ways
+        return [base]
     if base["source"] != "rule":
         base["concept"] = "named" if _named_concept(base["question"], context) else None
     plain = plain_variant(base, context) if base["source"] == "model" else None
@@ -56,12 +59,17 @@ def with_variants(base, context):
     return [base] + (context_variants(base, context) if base.get("concept") else [])
 
 
-def build_pairs(golden, candidates, chunk_texts, heldout, context, min_overlap=0.8):
+def build_pairs(golden, candidates, chunk_texts, heldout, context, min_overlap=0.8, heldout_facts=()):
     """(kept, dropped): every candidate filtered, kept ones expanded into context
-    variants, then held-out and near-duplicate checks in priority order."""
+    variants, then held-out and near-duplicate checks in priority order. A pair
+    that states one of `heldout_facts` is dropped: no training row may teach it."""
     kept, dropped = [], []
 
     def admit(pair):
+        leaked = leaked_fact(pair["question"], pair["answer"], heldout_facts)
+        if leaked:
+            dropped.append(dict(pair, reason="heldout_fact", similar_to=leaked["id"]))
+            return
         held = find_near_duplicate(pair["question"], heldout, HELDOUT_SIMILARITY)
         # variants of one pair are meant to differ slightly: among them only an exact repeat counts
         same = next((k for k in kept if k["group"] == pair["group"]
@@ -77,13 +85,15 @@ def build_pairs(golden, candidates, chunk_texts, heldout, context, min_overlap=0
     for i, pair in enumerate(golden):
         for v in with_variants(dict(pair, group=f"golden-{i}"), context):
             admit(v)
-    order = {"rule": 0, "model": 1}
+    order = {"fact": 0, "rule": 0, "model": 1}
     for i, pair in enumerate(sorted(candidates, key=lambda p: order.get(p["source"], 2))):
         if pair.get("reason"):  # unparseable output, already judged
             dropped.append(pair)
             continue
         q, a = pair["question"], pair["answer"]
-        reason = filter_pair(q, a, chunk_texts.get(pair.get("chunk_id"), ""), min_overlap)
+        # fact pairs are grounded by construction (omnilm.facts.ungrounded) and may be long
+        reason = None if pair["source"] == "fact" else filter_pair(q, a, chunk_texts.get(pair.get("chunk_id"), ""),
+                                                                    min_overlap)
         if reason:
             dropped.append(dict(pair, reason=reason))
             continue

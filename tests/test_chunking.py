@@ -75,3 +75,21 @@ def test_split_is_seeded_disjoint_and_keeps_a_validation_chunk():
     assert split_train_valid(2, 0.9, seed=0)[0]  # never everything in valid
     with pytest.raises(ValueError):
         split_train_valid(1)
+
+
+def test_korean_sentences_split_at_stops_before_hangul_and_at_full_width_stops():
+    from pathlib import Path
+
+    text = (Path(__file__).parent / "fixtures" / "korean_paragraph.txt").read_text(encoding="utf-8")
+    spans = [text[a:b].strip() for a, b in split_sentences(text)]
+    assert len(spans) == 8
+    assert spans[3] == "HANA는 KelpQA 벤치마크에서 71.3점의 정확 일치 점수를 기록했다。"  # 。 with no space after
+    assert spans[4] == "기존 방법보다 검색 시간도 2.5배 짧아졌어요."
+    assert spans[5] == "그렇다면 앵커 토큰을 더 늘리면 성능이 좋아질까?"
+
+
+def test_mixed_english_korean_keeps_the_english_rules():
+    text = "예: e.g. 인코더 is used. Fig. 3 기준이다. A. 김 et al. 제안했다. 좋다！다음 문장？ 끝. e.g. the end."
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "예: e.g. 인코더 is used.", "Fig. 3 기준이다.", "A. 김 et al. 제안했다.", "좋다！", "다음 문장？",
+        "끝. e.g. the end."]

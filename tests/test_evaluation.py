@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from omnilm.errors import UserError
-from omnilm.evaluation import answer_nll, fuse_lora, load_questions, parse_stage, prompt_tokens, run_comparison
+from omnilm.evaluation import (KINDS, OPEN_BOOK, OPEN_BOOK_NOTE, answer_nll, asked, fuse_lora, generate_answer,
+                               generate_answers, load_questions, parse_stage, plan_runs, prompt_tokens,
+                               run_comparison, summarize, summary_table, write_chart, write_markdown)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,17 +90,38 @@ def test_fused_lora_computes_the_same_function(tiny_model):
 def test_questions_file_is_valid_and_covers_every_kind():
     questions = load_questions(REPO / "30_evaluation" / "questions.jsonl")
     kinds = {q["kind"] for q in questions}
-    assert kinds == {"domain", "paraphrase", "control"}
+    assert {"trained", "paraphrase", "control"} <= kinds <= set(KINDS)
     assert len({q["question"] for q in questions}) == len(questions)
-    # every hand-written golden question is asked as a domain question: stage 20 promises them all
+    # every hand-written golden question is asked as a trained question: stage 20 promises them all
     golden = {json.loads(line)["question"] for line in (REPO / "20_stage2_sft" / "golden.jsonl").read_text().splitlines()}
-    assert golden <= {q["question"] for q in questions if q["kind"] == "domain"}
+    assert golden <= {q["question"] for q in questions if q["kind"] == "trained"}
+    # the open-book bound needs each hand-written paper question's source text, copied verbatim
+    paper = (REPO / "10_stage1_cpt" / "demo_paper.md").read_text()
+    assert all("passage" in q and q["passage"] in paper for q in questions if q["kind"] in ("trained", "paraphrase"))
+
+
+def _question(kind, qid="x"):
+    return json.dumps({"id": qid, "question": f"Question {qid}?", "reference": "y", "kind": kind,
+                       "key_facts": [["y"]]})
+
+
+def test_loader_reads_the_four_kinds_and_the_old_domain_name(tmp_path):
+    good = tmp_path / "q.jsonl"
+    good.write_text("\n".join(_question(k, str(i)) for i, k in enumerate((*KINDS, "domain"))) + "\n")
+    assert [q["kind"] for q in load_questions(good)] == [*KINDS, "trained"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(_question("trained") + "\n" + _question("held_out") + "\n")
+    with pytest.raises(UserError, match=f"{bad} line 2 needs .*trained/heldout_fact/paraphrase/control"):
+        load_questions(bad)
 
 
 def test_bad_questions_and_stage_specs(tmp_path):
     bad = tmp_path / "q.jsonl"
-    bad.write_text('{"question": "x", "reference": "y", "kind": "domain", "key_facts": ["flat"]}\n')
+    bad.write_text('{"question": "x", "reference": "y", "kind": "trained", "key_facts": ["flat"]}\n')
     with pytest.raises(UserError, match="line 1"):
+        load_questions(bad)
+    bad.write_text('{"question": "x", "reference": "y", "kind": "trained", "key_facts": [["y"]], "passage": ""}\n')
+    with pytest.raises(UserError, match="line 1: passage"):
         load_questions(bad)
     with pytest.raises(UserError, match="name=MODEL_DIR"):
         parse_stage("models/x")
@@ -107,16 +130,19 @@ def test_bad_questions_and_stage_specs(tmp_path):
 
 def test_comparison_writes_csv_markdown_png(tiny_model, tmp_path):
     questions = [
-        {"id": "a", "kind": "domain", "question": "What is SCP?", "reference": "Salient Compressor Pretraining.",
-         "key_facts": [["Salient Compressor Pretraining"]]},
+        {"id": "a", "kind": "trained", "question": "What is SCP?", "reference": "Salient Compressor Pretraining.",
+         "key_facts": [["Salient Compressor Pretraining"]], "passage": "SCP is Salient Compressor Pretraining."},
         {"id": "b", "kind": "control", "question": "What is the capital of France?", "reference": "Paris.",
          "key_facts": [["Paris"]]},
     ]
-    rows, summary, _ = run_comparison([("base", tiny_model, None), ("again", tiny_model, None)], questions,
-                                      tmp_path, max_tokens=8)
+    runs = plan_runs([("base", tiny_model, None), ("again", tiny_model, None)], questions)
+    assert [r[0] for r in runs] == ["base", "again", OPEN_BOOK]
+    assert runs[2][1:] == (tiny_model, None, questions[:1], True)  # the first model, no adapter, passages only
+    rows, summary, _ = run_comparison(runs, tmp_path, max_tokens=8)
     with open(tmp_path / "eval.csv") as f:
         got = list(csv.DictReader(f))
-    assert len(got) == 4
+    assert len(got) == 5 and [r["id"] for r in got if r["stage"] == OPEN_BOOK] == ["a"]
+    got = [r for r in got if r["stage"] != OPEN_BOOK]
     for col in ("stage", "kind", "question", "answer", "correct", "answer_nll", "generation_tps"):
         assert col in got[0]
     assert {r["stage"] for r in got} == {"base", "again"}
@@ -128,6 +154,61 @@ def test_comparison_writes_csv_markdown_png(tiny_model, tmp_path):
     assert "| base |" in md and "What is SCP?" in md and "❌ wrong (missing: Salient Compressor Pretraining)" in md
     assert md.index("## Answers") < md.index("## Accuracy per stage and kind")
     assert (tmp_path / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the passage changes what the model is asked, hence the reference answer's NLL
+    assert summary[OPEN_BOOK]["answer_nll"] != rows[0]["answer_nll"]
+    closed = plan_runs([("base", tiny_model, None)], questions, open_book=False)
+    assert closed == [("base", tiny_model, None, questions, False)]
+
+
+def test_open_book_prompt_holds_the_passage_and_the_question(tiny_model):
+    from mlx_lm import load
+
+    _, tokenizer = load(str(tiny_model))
+    q = {"question": "How many anchor tokens per passage?",
+         "passage": "VELLUM compresses each passage into 8 anchor tokens."}
+    assert asked(q) == q["question"]
+    prompt, ids = prompt_tokens(tokenizer, asked(q, open_book=True))
+    assert q["passage"] in prompt and prompt.index(q["passage"]) < prompt.index(q["question"])
+    assert tokenizer.decode(ids) == prompt
+
+
+def _row(stage, kind, correct, qid):
+    return {"stage": stage, "kind": kind, "id": qid, "question": f"Question {qid}?", "answer": "an answer",
+            "correct": correct, "facts_missing": "" if correct else "y", "answer_nll": 1.5,
+            "generation_tps": 20.0, "generated_tokens": 3, "peak_memory_gb": 0.5}
+
+
+def test_summary_table_markdown_and_chart_with_absent_kinds(tmp_path):
+    """No heldout_fact questions at all, and the open-book run only on trained ones: "-" in the
+    tables, no empty bars, the open_book row marked as the upper bound."""
+    rows = [_row("base", "trained", 0, "t1"), _row("base", "trained", 1, "t2"), _row("base", "paraphrase", 0, "p1"),
+            _row("base", "control", 1, "c1"), _row(OPEN_BOOK, "trained", 1, "t1"), _row(OPEN_BOOK, "trained", 1, "t2")]
+    summary = summarize(rows)
+    assert summary[OPEN_BOOK] == {"trained": 1.0, "trained_n": 2, "answer_nll": 1.5, "generation_tps": 20.0,
+                                  "peak_memory_gb": 0.5}
+    table = summary_table(summary)
+    assert table[0].startswith("| stage | trained accuracy | heldout_fact accuracy | paraphrase accuracy | "
+                               "control accuracy |")
+    assert table[2].startswith("| base | 0.50 (1/2) | - | 0.00 (0/1) | 1.00 (1/1) |")
+    assert table[3].startswith("| open_book | 1.00 (2/2) | - | - | - |") and table[-1] == OPEN_BOOK_NOTE
+    write_markdown(rows, summary, tmp_path / "eval.md")
+    md = (tmp_path / "eval.md").read_text()
+    assert "| trained | Question t1? | an answer **❌ wrong (missing: y)**" in md and OPEN_BOOK_NOTE in md
+    assert "| control | Question c1? | an answer **✅ correct** (NLL 1.50, 20 tok/s) |  |" in md
+    write_chart(summary, tmp_path / "eval.png")
+    assert (tmp_path / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_batched_answers_equal_one_by_one(demo_text_model):
+    """Evaluation generates a stage's questions in one batch: greedy answers must not change."""
+    from omnilm.chat import load_model
+
+    model, tokenizer = load_model(demo_text_model)
+    q = next(q for q in load_questions(REPO / "30_evaluation" / "questions.jsonl") if q["id"] == "d1")
+    messages = [asked(q), asked(q, open_book=True)]  # prompts of unequal length: padded in the batch
+    batched, run = generate_answers(model, tokenizer, messages, max_tokens=12)
+    assert batched == [generate_answer(model, tokenizer, m, 12)[0] for m in messages]
+    assert run.generated_tokens > 0 and len(set(batched)) == len(batched)
 
 
 def test_script_refuses_missing_adapter(tiny_model, project_root):
@@ -144,9 +225,9 @@ def test_seed_spread_report(tmp_path):
     spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "sft_seed_spread.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    summary = {"seed0": {"domain": 1.0, "domain_n": 16, "paraphrase": 0.4, "paraphrase_n": 10, "control": 0.8,
+    summary = {"seed0": {"trained": 1.0, "trained_n": 16, "paraphrase": 0.4, "paraphrase_n": 10, "control": 0.8,
                          "control_n": 15},
-               "seed3": {"domain": 0.9, "domain_n": 16, "paraphrase": 0.2, "paraphrase_n": 10, "control": 0.6,
+               "seed3": {"trained": 0.9, "trained_n": 16, "paraphrase": 0.2, "paraphrase_n": 10, "control": 0.6,
                          "control_n": 15}}
     table = module.spread(summary, [0, 3])
     assert table["control"] == {"per_seed": [0.8, 0.6], "mean": 0.7, "min": 0.6, "max": 0.8}
@@ -154,7 +235,9 @@ def test_seed_spread_report(tmp_path):
     module.write_report(table, [0, 3], "--learning-rate 5e-5", tmp_path)
     md = (tmp_path / "seed_spread.md").read_text()
     assert "| control | 0.80 | 0.60 | 0.70 | 0.60-0.80 |" in md and "--learning-rate 5e-5" in md
-    assert json.loads((tmp_path / "seed_spread.json").read_text())["accuracy"]["domain"]["max"] == 1.0
+    assert "| heldout_fact | - | - | - | - |" in md and "heldout_fact" not in table  # no such questions
+    assert md.index("| trained |") < md.index("| heldout_fact |") < md.index("| paraphrase |")
+    assert json.loads((tmp_path / "seed_spread.json").read_text())["accuracy"]["trained"]["max"] == 1.0
     bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "sft_seed_spread.py"), "--seeds", "1", "1"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "two different seeds" in bad.stderr

@@ -49,8 +49,16 @@ def test_demo_paper_document_only(root):
     m = manifest["metrics"]
     chunks, train, valid = (read_jsonl(out / f) for f in ("chunks.jsonl", "train.jsonl", "valid.jsonl"))
     assert len(chunks) == m["chunks"] >= 8 and len(valid) == m["valid_chunks"] >= 1
-    # every chunk is trained on (the document is what CPT teaches); the validation ones too
-    assert [r["text"] for r in train] == [c["text"] for c in chunks] and m["train_chunks"] == len(train)
+    # every chunk is trained on (the document is what CPT teaches); the validation ones too,
+    # then the facts' rephrasings and the trained facts' Q&A as plain text
+    assert [r["text"] for r in train[:len(chunks)]] == [c["text"] for c in chunks] and m["train_chunks"] == len(chunks)
+    assert len(train) == len(chunks) + m["fact_train_rows"] and m["fact_train_rows"] > 0
+    facts = read_jsonl(out / "facts.jsonl")
+    assert len(facts) == m["facts"] >= 40 and 0 < m["facts_heldout"] == sum(f["heldout"] for f in facts)
+    fact_text = "\n".join(r["text"] for r in train[len(chunks):])
+    assert "The VELLUM compressor has 6 layers." in fact_text  # a rephrasing, subject named in full
+    held_fact = next(f for f in facts if f["heldout"])
+    assert held_fact["statement"] in fact_text and not any(q in fact_text for q in held_fact["questions"])
     assert m["replay_pairs"] == 0
     assert not (out / "replay.jsonl").exists()
     assert all(set(row) == {"text"} for row in train + valid)
@@ -62,12 +70,13 @@ def test_demo_paper_document_only(root):
     assert m["pages_dropped"] == [] and m["cleaning"]["hyphenations_joined"] >= 3
 
     again = prepare("--force", "--replay", 0, "--chunk-tokens", 512, "--min-chunks", 0, "--keep-references",
-                    "--extractor", "pdfplumber", "--seed", 3)
+                    "--extractor", "pdfplumber", "--seed", 3, "--rephrasings", 0, "--qa-in-cpt", 0)
     assert again.returncode == 0, again.stderr
     m2 = json.loads((out / "manifest.json").read_text())["metrics"]
     assert m2["chunk_tokens"] == 512 and m2["chunks"] < m["chunks"] and m2["extractor"] == "pdfplumber"
     assert "Rivera" in (out / "chunks.jsonl").read_text()
-    held = prepare("--force", "--replay", 0, "--hold-out")  # the classic split: validation chunks unseen
+    assert len(read_jsonl(out / "train.jsonl")) == m2["chunks"]  # no fact text asked for: the chunks alone
+    held = prepare("--force", "--replay", 0, "--hold-out", "--rephrasings", 0, "--qa-in-cpt", 0)  # the classic split: validation chunks unseen
     assert held.returncode == 0, held.stderr
     chunks, train, valid = (read_jsonl(out / f) for f in ("chunks.jsonl", "train.jsonl", "valid.jsonl"))
     assert len(train) + len(valid) == len(chunks) and not {r["text"] for r in train} & {r["text"] for r in valid}
@@ -116,7 +125,7 @@ def test_replay_pairs_are_mixed_into_train_only_and_counted(root):
     texts = [row["text"] for row in train if row["text"].startswith(replay[0]["question"])]
     assert len(texts) == m["metrics"]["replay_train_rows"] == 1 and m["metrics"]["replay_pairs"] == 2
     assert texts[0] == "\n\n".join(f"{r['question']}\n{r['answer']}" for r in replay)
-    assert len(train) == m["metrics"]["train_chunks"] + 1
+    assert len(train) == m["metrics"]["train_chunks"] + m["metrics"]["fact_train_rows"] + 1
     assert not any(r["answer"] in row["text"] for r in replay for row in valid)
     assert "replay: 2/3" in run.stdout
 

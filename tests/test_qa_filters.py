@@ -1,8 +1,10 @@
 """Each filter on crafted pairs, and near-duplicate detection."""
+from pathlib import Path
+
 import pytest
 
-from omnilm.qa_filters import (check_context_dependent, check_grounding, check_leakage, check_length,
-                               filter_pair, near_duplicate, split_sentences)
+from omnilm.qa_filters import (check_context_dependent, check_grounding, check_leakage, check_length, content_words,
+                               filter_pair, near_duplicate, split_sentences, words)
 
 CHUNK = ("The Gated Relevance Router (GRR) decides which anchors reach the decoder. For each question, the "
          "retriever returns 32 candidate passages. KelpQA holds 12,400 questions about marine biology field reports.")
@@ -96,3 +98,63 @@ def test_a_list_of_named_parts_is_not_repetition():
     assert check_leakage("What are the phases of Phased Curriculum Warmup?",
                          "Phased Curriculum Warmup has three phases: the reconstruction phase, "
                          "the routing phase and the joint phase.") is None
+
+
+# Korean (and other scripts): HyperCLOVAX users feed Korean papers.
+KOREAN = (Path(__file__).parent / "fixtures" / "korean_paragraph.txt").read_text(encoding="utf-8")
+KOREAN_Q = "HANA의 인코더는 몇 개의 층으로 구성되는가?"
+
+
+def test_korean_fixture_splits_into_its_eight_sentences():
+    sentences = split_sentences(KOREAN)
+    assert len(sentences) == 8
+    assert sentences[1] == "인코더는 6개의 층으로 구성된다."
+    assert sentences[3].endswith("71.3점의 정확 일치 점수를 기록했다。")  # the decimal did not split, 。 did
+    assert sentences[5].endswith("좋아질까?") and sentences[6].startswith("실험 결과")
+
+
+def test_content_words_keep_hangul_words_and_numbers():
+    assert content_words("인코더는 6개의 층으로 구성된다.") == ["인코더", "6", "개", "층", "구성"]
+    assert content_words("HANA는 KelpQA에서 71.3점, 12,400개의 질문을 기록했다.") == [
+        "hana", "kelpqa", "71.3", "점", "12400", "개", "질문", "기록"]
+    assert words("GRR은 2.5배") == ["grr", "은", "2.5", "배"]  # a change of script ends a word
+
+
+def test_korean_particles_and_endings_are_stripped_consistently():
+    for forms in (["인코더", "인코더는", "인코더에서는", "인코더가"], ["정확도", "정확도는", "정확도가"],
+                  ["구성된다", "구성됩니다", "구성되는가"], ["층", "층으로"]):
+        assert len({tuple(content_words(f)) for f in forms}) == 1, forms
+    assert content_words("인코더에서는 구성됩니다 정확도가") == ["인코더", "구성", "정확"]
+
+
+def test_other_scripts_are_words_too():
+    assert words("Modèle café हिन्दी Ελληνικά") == ["modèle", "café", "हिन्दी", "ελληνικά"]
+    assert words("中文モデル") == ["中", "文", "モ", "デ", "ル"]  # no spaces to find words by: one per character
+    assert content_words("the routers counted") == ["router", "count"]  # English unchanged
+
+
+@pytest.mark.parametrize("question, answer", [
+    (KOREAN_Q, "HANA의 인코더는 6개의 층으로 구성된다."),
+    (KOREAN_Q, "HANA 인코더는 6개의 층으로 구성됩니다."),               # another ending than the source's
+    ("HANA는 긴 문서를 무엇으로 요약하는가?", "긴 문서를 소수의 앵커 벡터로 요약한다."),  # only Hangul words
+])
+def test_a_grounded_korean_pair_is_kept(question, answer):
+    assert check_grounding(question, answer, KOREAN) is None
+    assert filter_pair(question, answer, KOREAN) is None
+
+
+@pytest.mark.parametrize("question, answer", [
+    (KOREAN_Q, "HANA의 인코더는 12개의 층으로 구성된다."),                          # a number not in the source
+    (KOREAN_Q, "HANA의 인코더는 6개의 순환 신경망 블록과 별도의 디코더를 쓴다."),      # invented words, true number
+    ("HANA의 디코더는 몇 개의 층으로 구성되는가?", "디코더는 깊은 신경망 구조를 사용한다."),  # invented content
+    (KOREAN_Q, "HANA의 인코더는 몇 개의 층으로 구성된다."),                          # restates the question
+])
+def test_an_ungrounded_korean_pair_is_dropped(question, answer):
+    assert check_grounding(question, answer, KOREAN) == "grounding"
+
+
+def test_korean_near_duplicates():
+    assert not near_duplicate(KOREAN_Q, "HANA의 디코더는 몇 개의 층으로 구성되는가?")  # another noun
+    assert not near_duplicate("인코더는 6개의 층으로 구성되는가?", "인코더는 8개의 층으로 구성되는가?")  # another number
+    assert near_duplicate(KOREAN_Q, "HANA 인코더가 몇 개의 층 으로 구성됩니까?")  # other particles, spacing, ending
+    assert near_duplicate("인코더는 6개의 층으로 구성되는가?", "인코더는 6 개의 층으로 구성되는가?")

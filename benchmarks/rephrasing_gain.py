@@ -1,0 +1,105 @@
+"""Held-out fact accuracy against the number of rephrasings per fact in the CPT text.
+
+Examples:
+  python benchmarks/rephrasing_gain.py                     # K = 0 1 3 5 on the demo (about 40 min on 2 CPU cores)
+  python benchmarks/rephrasing_gain.py --k 0 5 --qa-args="--per-chunk 0"
+
+For each K the chain after stage 10 runs again in its own folders (data/cpt/<stem>-kK,
+adapters/<stem>-kK-cpt, -sft): prepare with --rephrasings K (the replay answers come
+from the cache), CPT, Q&A, SFT, all with the pipeline's defaults otherwise. Then one
+compare_stages run asks every SFT adapter the evaluation questions. K = 0 is the
+paper's text alone (plus the trained facts' Q&A, as in every run): a fact seen in
+one phrasing. Writes rephrasing_gain.csv, .md and .png (accuracy per question kind
+against K) and that run's eval.* in --output.
+"""
+import omnilm  # noqa: F401  (fast BLAS before mlx)
+
+import csv
+import json
+import shlex
+
+from omnilm.atomic import write_text_atomic
+from omnilm.config import make_parser
+from omnilm.errors import UserError, run_main
+from omnilm.evaluation import KINDS
+from omnilm.paths import adapters_dir, data_dir, display, models_dir, resolve, results_dir
+from omnilm.pipeline import run_script
+
+
+def run_or_fail(script, args):
+    if run_script(script, args, log=lambda line: print(line, flush=True)):
+        raise UserError(f"{script} failed (see above)")
+
+
+def chain(k, pdf, model, stem, qa_args):
+    """Stages 10 and 20 for one K; returns the SFT adapter."""
+    cpt_data, sft_data = data_dir() / "cpt" / f"{stem}-k{k}", data_dir() / "sft" / f"{stem}-k{k}"
+    cpt, sft = adapters_dir() / f"{stem}-k{k}-cpt", adapters_dir() / f"{stem}-k{k}-sft"
+    run_or_fail("10_stage1_cpt/prepare_data.py", ["--pdf", pdf, "--model", model, "--output", cpt_data,
+                                                  "--rephrasings", k, "--force"])
+    run_or_fail("10_stage1_cpt/train_cpt.py", ["--data", cpt_data, "--model", model, "--adapter-path", cpt, "--force"])
+    run_or_fail("20_stage2_sft/generate_qa.py", ["--chunks", cpt_data, "--adapter", cpt, "--output", sft_data,
+                                                 "--force", *shlex.split(qa_args)])
+    run_or_fail("20_stage2_sft/train_sft.py", ["--data", sft_data, "--init-adapter", cpt, "--model", model,
+                                               "--adapter-path", sft, "--force"])
+    return sft
+
+
+def write_outputs(summary, ks, out):
+    rows = [{"k": k, **{kind: summary[f"k{k}"].get(kind) for kind in KINDS}} for k in ks]
+    with open(out / "rephrasing_gain.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["k", *KINDS])
+        w.writeheader()
+        w.writerows(rows)
+    lines = ["# Accuracy of the fine-tuned model against rephrasings per fact (K) in CPT", "",
+             "| K | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 1) + "|"]
+    lines += [f"| {r['k']} | " + " | ".join("-" if r[kind] is None else f"{r[kind]:.2f}" for kind in KINDS) + " |"
+              for r in rows]
+    write_text_atomic(out / "rephrasing_gain.md", "\n".join(lines) + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind in KINDS:
+        if any(r[kind] is not None for r in rows):
+            ax.plot(ks, [r[kind] for r in rows], marker="o", label=kind, linewidth=3 if kind == "heldout_fact" else 1)
+    ax.set_xlabel("rephrasings per fact in the CPT text (K)")
+    ax.set_ylabel("SFT accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xticks(ks)
+    ax.legend()
+    ax.set_title("Held-out facts need rephrasings")
+    fig.tight_layout()
+    fig.savefig(out / "rephrasing_gain.png", dpi=110)
+    plt.close(fig)
+
+
+def main():
+    p = make_parser(__doc__)
+    p.add_argument("--k", type=int, nargs="+", default=[0, 1, 3, 5], help="rephrasings per fact (default 0 1 3 5)")
+    p.add_argument("--pdf", help="the paper (default data/demo_paper.pdf)")
+    p.add_argument("--model", help="text model (default models/demo-omni-Text)")
+    p.add_argument("--qa-args", default="", help="more generate_qa.py flags, one quoted string after '='")
+    p.add_argument("--output", help="results folder (default results/rephrasing_gain)")
+    args = p.parse_args()
+    if len(set(args.k)) != len(args.k) or min(args.k) < 0:
+        raise UserError("--k needs distinct values >= 0")
+    pdf = resolve(args.pdf) if args.pdf else data_dir() / "demo_paper.pdf"
+    model = resolve(args.model) if args.model else models_dir() / "demo-omni-Text"
+    for path, what in ((pdf, "--pdf"), (model, "--model")):
+        if not path.exists():
+            raise UserError(f"{what} {display(path)} does not exist (run ./run_pipeline.sh first)")
+    out = resolve(args.output) if args.output else results_dir() / "rephrasing_gain"
+    ks = sorted(args.k)
+    stages = [f"k{k}={model}+{chain(k, pdf, model, pdf.stem, args.qa_args)}" for k in ks]
+    run_or_fail("30_evaluation/compare_stages.py", ["--output", out, "--no-open-book", "--stages", *stages])
+    summary = json.loads((out / "eval.json").read_text())["metrics"]["summary"]
+    write_outputs(summary, ks, out)
+    print((out / "rephrasing_gain.md").read_text() + f"-> {display(out)}/rephrasing_gain.md, .csv, .png")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,151 @@
+"""The fact inventory: what the rules find in the demo paper and in Korean text, that
+every fact is grounded, and that held-out facts reach no training row."""
+import json
+
+import pytest
+
+from omnilm.chunking import split_sentences
+from omnilm.facts import (cpt_texts, extract_facts, fact_inventory, fact_pairs, has_answer, leaked_fact,
+                          model_rephrasings,
+                          parameter_count, rephrasings, split_heldout, states_fact, ungrounded, ungrounded_rephrasing)
+from omnilm.paths import REPO_DIR
+from omnilm.pdf_text import clean_pages, extract_pages
+from omnilm.pdf_writer import render_paper
+from omnilm.qa_filters import content_words
+from omnilm.qa_mining import find_acronyms
+from omnilm.sft_data import build_pairs, load_golden
+
+FIXTURES = REPO_DIR / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """(facts, context) of the demo paper, read from its real PDF as stage 10 reads it."""
+    pdf = tmp_path_factory.mktemp("paper") / "demo_paper.pdf"
+    pdf.write_bytes(render_paper((REPO_DIR / "10_stage1_cpt" / "demo_paper.md").read_text())[0])
+    doc = clean_pages(extract_pages(pdf)[0])
+    chunks = [{"id": "c0", "source": pdf.name, "text": doc.text}]
+    golden = [g["answer"] for g in load_golden(REPO_DIR / "20_stage2_sft" / "golden.jsonl")]
+    return fact_inventory([(pdf, doc)], chunks, golden, 0.35, 0)
+
+
+def find(facts, answer, word):
+    return [f for f in facts if f["answer"] == answer and word in f["statement"]]
+
+
+def test_demo_paper_facts_are_many_grounded_and_of_every_kind(demo):
+    facts, context = demo
+    assert context == "VELLUM" and len(facts) >= 40
+    assert {"quantity", "table", "acronym", "definition", "name"} <= {f["kind"] for f in facts}
+    for f in facts:
+        assert ungrounded(f) is None, f
+        assert f["answer"] in f["sentence"] and f["page"] in (1, 2, 3, 4) and f["questions"] and f["chunk_id"] == "c0"
+    assert len({f["id"] for f in facts}) == len(facts)
+    # facts the fine-tuned model used to get wrong: running text only, no golden pair
+    six = find(facts, "6", "layers")
+    assert six and six[0]["statement"] == "The VELLUM compressor has 6 layers."
+    assert "How many layers does the VELLUM compressor have?" in six[0]["questions"]
+    assert find(facts, "48", "probe questions") and find(facts, "0.7", "softmax temperature")
+    pruning = find(facts, "58.1", "Token pruning")
+    assert pruning and pruning[0]["kind"] == "table" and pruning[0]["page"] == 3
+    assert find(facts, "Apache 2.0", "license")
+    # a fact the paper repeats (abstract, contributions, method) is one fact
+    assert len([f for f in facts if f["kind"] == "acronym" and f["subject"] == "ATD"]) == 1
+
+
+def test_rephrasings_name_the_subject_and_differ(demo):
+    facts, context = demo
+    six = find(facts, "6", "layers")[0]
+    five = rephrasings(six, context, 5)
+    assert len(five) == len(set(five)) == 5 and all("VELLUM compressor" in r and "6" in r for r in five)
+    assert rephrasings(six, context, 0) == []
+    texts = cpt_texts(facts, context, 3, 1, seed=0)
+    assert len(texts) == 3 * len(facts) + sum(not f["heldout"] for f in facts)
+    assert texts != cpt_texts(facts, context, 3, 1, seed=1)  # shuffled by seed
+    assert not any(t.startswith(("It ", "We ", "Its ")) for t in texts)  # no dangling pronoun as subject
+
+
+def test_held_out_split_spares_golden_facts_and_holds_whole_sentences(demo):
+    facts, _ = demo
+    held = [f for f in facts if f["heldout"]]
+    assert 10 <= len(held) < len(facts) / 2
+    golden = [g["answer"] for g in load_golden(REPO_DIR / "20_stage2_sft" / "golden.jsonl")]
+    assert not any(states_fact(g, f) for g in golden for f in held)
+    groups = {f["group"] for f in held}
+    assert all(f["heldout"] for f in facts if f["group"] in groups)
+    again = split_heldout([dict(f) for f in facts], 0.35, 0, golden)
+    assert [f["heldout"] for f in again] == [f["heldout"] for f in facts]  # seeded: the same split every run
+    assert [f["heldout"] for f in split_heldout([dict(f) for f in facts], 0.35, 1, golden)] != \
+        [f["heldout"] for f in facts]
+
+
+def test_no_sft_row_teaches_a_held_out_fact(demo):
+    facts, context = demo
+    held = [f for f in facts if f["heldout"]]
+    candidates = [dict(p, source="fact", fact_id=f["id"], chunk_id="c0") for f in facts if not f["heldout"]
+                  for p in fact_pairs(f, 3)]
+    # a model pair that restates a held-out fact must be caught whatever its wording
+    sneaky = held[0]
+    candidates.append({"question": "What else does VELLUM report?", "answer": sneaky["statement"],
+                       "source": "model", "chunk_id": "c0"})
+    golden = load_golden(REPO_DIR / "20_stage2_sft" / "golden.jsonl")
+    kept, dropped = build_pairs(golden, candidates, {"c0": " ".join(f["sentence"] for f in facts)}, [], context,
+                                heldout_facts=held)
+    assert not any(leaked_fact(p["question"], p["answer"], held) for p in kept)
+    assert any(d["reason"] == "heldout_fact" and d["source"] == "model" for d in dropped)
+    assert {p["fact_id"] for p in kept if p["source"] == "fact"} <= {f["id"] for f in facts if not f["heldout"]}
+    # each trained fact gets the same number of pairs, up to its wordings
+    per_fact = {}
+    for p in candidates:
+        if p["source"] == "fact":
+            per_fact[p["fact_id"]] = per_fact.get(p["fact_id"], 0) + 1
+    assert set(per_fact.values()) <= {1, 2, 3}
+
+
+def test_evaluation_heldout_questions_ask_held_out_facts_only(demo):
+    """The hand-written heldout_fact questions were written after the split was fixed:
+    each asks a fact that the split holds out, so no training row states it."""
+    facts, _ = demo
+    held = [f for f in facts if f["heldout"]]
+    questions = [json.loads(line) for line in (REPO_DIR / "30_evaluation" / "questions.jsonl").read_text().splitlines()]
+    heldout_questions = [q for q in questions if q["kind"] == "heldout_fact"]
+    assert len(heldout_questions) >= 15
+    def asks(q, f):  # the fact's sentence holds the question's answer and most of its reference
+        words = set(content_words(q["reference"]))
+        return has_answer(f["sentence"], q["key_facts"][0]) and \
+            len(words & set(content_words(f["sentence"]))) >= 0.6 * len(words)
+
+    for q in heldout_questions:
+        assert any(asks(q, f) for f in held), q["id"]
+        assert not any(asks(q, f) for f in facts if not f["heldout"]), q["id"]
+
+
+def test_korean_paragraph_gives_grounded_facts():
+    text = (FIXTURES / "korean_paragraph.txt").read_text().strip()
+    facts = extract_facts([(text, lambda *_: [1], False)], "HANA", find_acronyms(text))
+    assert len(split_sentences(text)) == 8
+    by_answer = {f["answer"]: f for f in facts}
+    assert {"6", "256", "71.3", "2.5", "16"} <= set(by_answer)
+    for f in facts:
+        assert ungrounded(f) is None and f["sentence"] in text
+    six = by_answer["6"]
+    assert six["statement"] == "인코더는 6개의 층으로 구성된다." and "몇" in six["questions"][0]
+
+
+def test_a_model_rephrasing_is_kept_only_when_grounded(demo, demo_text_model):
+    facts, _ = demo
+    six = find(facts, "6", "layers")[0]
+    assert ungrounded_rephrasing("The VELLUM compressor is built from 6 layers.", six) is None
+    assert ungrounded_rephrasing("The VELLUM compressor has 8 layers.", six)  # the wrong number
+    assert ungrounded_rephrasing("The VELLUM compressor has 6 layers of gold and silver.", six)  # invented words
+    # the real (small) model through the real path: whatever it writes, only grounded text is kept
+    from omnilm.chat import load_model
+
+    model, tokenizer = load_model(demo_text_model)
+    some = facts[:6]
+    kept, dropped = model_rephrasings(model, tokenizer, some)
+    assert len(kept) + len(dropped) == len(some) and all(d["reason"] for d in dropped)
+    for f in some:
+        if f["id"] in kept:
+            assert ungrounded_rephrasing(kept[f["id"]], f) is None
+    assert 1e8 < parameter_count(demo_text_model) < 2e8  # the demo's 135M: below the default bar, never asked
