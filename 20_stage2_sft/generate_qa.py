@@ -148,7 +148,7 @@ def main():
     p.add_argument("--config", help="YAML file with these options (section: qa)")
     args = resolve_options(p.parse_args(), DEFAULTS, section="qa")
     if args.per_chunk < 0 or args.per_fact < 0 or not 0 <= args.valid_fraction < 1 or not 0 <= args.replay_share < 1:
-        raise UserError("--per-chunk must be >= 0, --valid-fraction and --replay-share in [0, 1)")
+        raise UserError("--per-chunk and --per-fact must be >= 0, --valid-fraction and --replay-share in [0, 1)")
 
     from omnilm.qa_mining import context_name, find_acronyms
 
