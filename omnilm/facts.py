@@ -537,12 +537,10 @@ def fact_inventory(docs, chunks, golden_answers, heldout_fraction, seed):
     facts = []
     for path, doc in docs:
         paragraphs = [(p.text, p.pages, p.is_heading) for p in doc.paragraphs]
+        mine = [c for c in chunks if c.get("source") == path.name]
         for f in extract_facts(paragraphs, context, find_acronyms(doc.text)):
-            flat = " ".join(f["sentence"].split(" / ")[-1].split())
-            chunk = next((c for c in chunks if c.get("source") == path.name and flat in " ".join(c["text"].split())),
-                         None)
             facts.append(dict(f, id=f"{path.stem}-{f['id']}", group=f"{path.stem}-{f['group']}", file=path.name,
-                              chunk_id=chunk["id"] if chunk else None))
+                              chunk_id=chunk_of(f, mine)))
     return split_heldout(facts, heldout_fraction, seed, golden_answers), context
 
 
@@ -620,7 +618,11 @@ def facts_from_chunks(chunks, context):
             paragraphs.append((para, lambda *_, pages=c.get("pages") or [None]: pages, heading))
     facts = extract_facts(paragraphs, context, find_acronyms("\n\n".join(c["text"] for c in chunks)))
     for f in facts:
-        f["heldout"] = False
-        f["chunk_id"] = next((c.get("id") for c in chunks if f["sentence"].split(" / ")[-1] in " ".join(c["text"].split())),
-                             None)
+        f["heldout"], f["chunk_id"] = False, chunk_of(f, chunks)
     return facts
+
+
+def chunk_of(fact, chunks):
+    """The id of the first chunk that holds the fact's sentence (a table fact: its row)."""
+    flat = " ".join(fact["sentence"].split(" / ")[-1].split())
+    return next((c.get("id") for c in chunks if flat in " ".join(c["text"].split())), None)
