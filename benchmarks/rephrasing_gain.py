@@ -23,12 +23,7 @@ from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.evaluation import KINDS
 from omnilm.paths import adapters_dir, data_dir, display, models_dir, resolve, results_dir
-from omnilm.pipeline import run_script
-
-
-def run_or_fail(script, args):
-    if run_script(script, args, log=lambda line: print(line, flush=True)):
-        raise UserError(f"{script} failed (see above)")
+from omnilm.pipeline import run_or_fail
 
 
 def chain(k, pdf, model, stem, qa_args):

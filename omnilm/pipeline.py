@@ -73,6 +73,12 @@ def run_script(script, args, log=print):
     return subprocess.call(cmd, cwd=REPO_DIR)
 
 
+def run_or_fail(script, args):
+    """run_script for the benchmarks: its log flushed as it goes, a failure one clear error."""
+    if run_script(script, args, log=lambda line: print(line, flush=True)):
+        raise UserError(f"{script} failed (see above)")
+
+
 def run_stages(stages, start_from=None, force=False, log=print):
     """Run (or skip) each stage in order; returns [(name, 'ran'|'skipped', seconds)]."""
     names = [s.name for s in stages]
