@@ -16,6 +16,9 @@ Pairs come from three sources, each tagged in pairs.jsonl:
   model   the CPT model (base model + --adapter, default adapters/<stem>-cpt), asked in
           batches through its chat template (reasoning skipped), parsed strictly
 A pair that states a held-out fact is dropped (reason heldout_fact), whatever its source.
+Statements: --statements K restatements of every fact, held-out ones too, join train as
+plain text rows (source=statement, like CPT's text, never a question): training on
+questions alone overwrites what CPT memorized of the facts it does not ask about.
 Every candidate passes filters (length, prompt leakage/format debris, chunk-dependent
 wording, grounding in its chunk) and near-duplicate removal; questions that
 near-duplicate an evaluation `paraphrase` question (30_evaluation/questions.jsonl) are
@@ -24,7 +27,7 @@ Replay against forgetting: the base model's own answers to general questions tha
 stage 10 wrote (replay.jsonl next to the chunks) are added, tagged source=replay, as
 --replay-share of the train rows and, other pairs, of the valid rows: the validation
 loss that picks the best weights then rises when general answers drift. Output:
-train.jsonl / valid.jsonl ({"messages"}), pairs.jsonl, dropped.jsonl (with reasons),
+train.jsonl ({"messages"}, then the {"text"} statement rows) / valid.jsonl ({"messages"}), pairs.jsonl, dropped.jsonl (with reasons),
 manifest.json (counts by reason, generation throughput).
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
@@ -32,19 +35,20 @@ import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.atomic import staged_dir
 from omnilm.config import make_parser, resolve_options
 from omnilm.errors import UserError, run_main
-from omnilm.facts import FACTS_FILE, fact_pairs, facts_from_chunks
+from omnilm.facts import FACTS_FILE, cpt_texts, fact_pairs, facts_from_chunks
 from omnilm.manifest import fingerprint, read_manifest, write_manifest
 from omnilm.paths import REPO_DIR, adapters_dir, data_dir, display, models_dir, resolve
 from omnilm.progress import bar
-from omnilm.replay import read_replay, split_replay
+from omnilm.replay import pack_texts, read_replay, split_replay
 from omnilm.jsonl import read_jsonl, write_jsonl
 from omnilm.sft_data import build_pairs, counts, load_golden, load_heldout_questions, split_train_valid, to_messages
 
+STATEMENT_WORDS = 120  # words per statement row: a few short rows, not one step per fact
 DEFAULTS = {"chunks": None, "model": None, "adapter": None, "per_chunk": 2, "output": None,
             "golden": str(REPO_DIR / "20_stage2_sft" / "golden.jsonl"),
             "questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl"),
             "max_tokens": 80, "batch_size": 16, "temp": 0.0, "seed": 0, "valid_fraction": 0.2,
-            "min_overlap": 0.8, "context_name": None, "replay_share": 0.5, "per_fact": 2}
+            "min_overlap": 0.8, "context_name": None, "replay_share": 0.5, "per_fact": 2, "statements": 2}
 
 
 def load_facts(folder, chunks, context):
@@ -132,6 +136,8 @@ def main():
     p.add_argument("--adapter", help="adapter folder, or 'none' (default adapters/<stem>-cpt when present)")
     p.add_argument("--per-chunk", type=int, help="model prompts per chunk, 0 = no model (default 2)")
     p.add_argument("--per-fact", type=int, help="question/answer pairs for every trained fact (default 2)")
+    p.add_argument("--statements", type=int, help="restatements of every fact (held-out ones too) added to train "
+                        "as plain text, packed, so SFT keeps what CPT memorized; 0 = none (default 2)")
     p.add_argument("--output", help="SFT data folder (default data/sft/<stem>)")
     p.add_argument("--golden", help="hand-written pairs, always in train (default 20_stage2_sft/golden.jsonl)")
     p.add_argument("--questions", help="evaluation questions; `paraphrase` ones are held out (default 30_evaluation/questions.jsonl)")
@@ -147,8 +153,8 @@ def main():
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--config", help="YAML file with these options (section: qa)")
     args = resolve_options(p.parse_args(), DEFAULTS, section="qa")
-    if args.per_chunk < 0 or args.per_fact < 0 or not 0 <= args.valid_fraction < 1 or not 0 <= args.replay_share < 1:
-        raise UserError("--per-chunk and --per-fact must be >= 0, --valid-fraction and --replay-share in [0, 1)")
+    if min(args.per_chunk, args.per_fact, args.statements) < 0 or not 0 <= args.valid_fraction < 1 or not 0 <= args.replay_share < 1:
+        raise UserError("--per-chunk, --per-fact and --statements must be >= 0, --valid-fraction and --replay-share in [0, 1)")
 
     from omnilm.qa_mining import context_name, find_acronyms
 
@@ -194,8 +200,11 @@ def main():
                                   for name, part in zip(("train", "valid"), parts))
     train, valid, kept = train + replay_train, valid + replay_valid, kept + replay_train + replay_valid
     train_rows, valid_rows = [to_messages(p) for p in train], [to_messages(p) for p in valid]
+    statement_rows = [{"text": t, "source": "statement"} for t in pack_texts(
+        lambda text: len(text.split()), cpt_texts(facts, context, args.statements, 0, args.seed), STATEMENT_WORDS)]
     metrics = counts(kept, dropped, train, valid)
-    metrics.update(replay_available=len(replay), replay_in_train=len(replay_train), replay_in_valid=len(replay_valid))
+    metrics.update(replay_available=len(replay), replay_in_train=len(replay_train), replay_in_valid=len(replay_valid),
+                   statement_rows=len(statement_rows))
     metrics["candidates_by_source"] = {s: sum(c["source"] == s for c in candidates) for s in ("fact", "model")}
     metrics.update(facts=len(facts), facts_heldout=len(heldout_facts),
                    facts_trained=len({p["fact_id"] for p in kept if p.get("fact_id")}))
@@ -216,7 +225,7 @@ def main():
     if adapter:
         inputs["adapter"] = fingerprint(adapter)
     with staged_dir(output, force=args.force, what="output") as tmp:
-        write_jsonl(tmp / "train.jsonl", train_rows)
+        write_jsonl(tmp / "train.jsonl", train_rows + statement_rows)
         write_jsonl(tmp / "valid.jsonl", valid_rows)
         write_jsonl(tmp / "pairs.jsonl", kept)
         write_jsonl(tmp / "dropped.jsonl", dropped)
@@ -230,7 +239,8 @@ def main():
     speed = f"; generation {throughput['tokens_per_second']} tok/s over {throughput['prompts']} prompts" if throughput else ""
     if not replay and args.replay_share:
         print(f"note: no replay pairs in {display(chunks_dir)} (stage 10 --replay): nothing guards general answers")
-    print(f"SFT data: {display(output)}: {len(train)} train / {len(valid)} valid ({by_source}); "
+    statements = f" + {len(statement_rows)} rows of fact statements" if statement_rows else ""
+    print(f"SFT data: {display(output)}: {len(train)} train{statements} / {len(valid)} valid ({by_source}); "
           f"dropped {len(dropped)} ({reasons}){speed}")
 
 

@@ -60,12 +60,16 @@ def chat_tokens(tokenizer, messages, mask_prompt=True):
 
 
 class ChatAnswers:
-    """{"messages": [...]} rows for mlx-lm's trainer; loss on the last answer only."""
+    """{"messages": [...]} rows for mlx-lm's trainer; loss on the last answer only.
+    A {"text"} row among them (stage 20's fact statements) is plain text, loss on all."""
 
     def __init__(self, rows, tokenizer, mask_prompt=True):
         self._rows, self.tokenizer, self.mask_prompt = rows, tokenizer, mask_prompt
 
     def process(self, row):
+        if "messages" not in row:
+            tokens = self.tokenizer.encode(row["text"])
+            return tokens + [self.tokenizer.eos_token_id] * (tokens[-1] != self.tokenizer.eos_token_id), 0
         return chat_tokens(self.tokenizer, row["messages"], self.mask_prompt)
 
     def __getitem__(self, i):
@@ -120,6 +124,8 @@ def load_split(path, tokenizer, mask_prompt):
         raise UserError(f"{display(path)} is empty")
     first, sources = rows[0], [r.get("source") for r in rows]
     if "messages" in first:
+        if any("messages" not in r and "text" not in r for r in rows):
+            raise UserError(f"{display(path)}: a row among chat rows has neither \"messages\" nor \"text\"")
         data = ChatAnswers(rows, tokenizer, mask_prompt)
     elif "prompt" in first and "completion" in first:
         rows = [{"messages": [{"role": "user", "content": r["prompt"]},

@@ -106,8 +106,19 @@ def test_script_writes_clean_data_without_a_model(project_root):
     assert r.returncode == 0, r.stderr
     out = project_root / "data" / "sft" / "crafted"
     manifest = json.loads((out / "manifest.json").read_text())
-    train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     valid = [json.loads(line) for line in (out / "valid.jsonl").read_text().splitlines()]
+    # every fact's statements (2 each by default) ride along as plain text, never as a question
+    train, statements = [r for r in rows if "messages" in r], [r for r in rows if "messages" not in r]
+    assert statements and all(r["source"] == "statement" and set(r) == {"text", "source"} for r in statements)
+    assert manifest["metrics"]["statement_rows"] == len(statements) and rows[-len(statements):] == statements
+    text = "\n\n".join(r["text"] for r in statements)
+    facts = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines() if '"fact"' in line]
+    assert facts and all(f["answer"] in text for f in facts if f["source"] == "fact")
+    fewer = run_script(project_root, "--per-chunk", "0", "--statements", "0", "--force", "--output", "data/sft/plain")
+    assert fewer.returncode == 0, fewer.stderr
+    assert all("messages" in json.loads(line) for line in
+               (project_root / "data" / "sft" / "plain" / "train.jsonl").read_text().splitlines())
     # the golden pair is trained; its 2 context variants are trained or validate (other words, same fact)
     assert manifest["metrics"]["train"] == len(train) and manifest["metrics"]["golden_in_train"] >= 1
     assert any(row["messages"][0]["content"] == "What is SCP?" for row in train)
@@ -159,8 +170,19 @@ def test_script_adds_replay_pairs_to_both_splits(project_root):
     assert r.returncode == 0, r.stderr
     out = project_root / "data" / "sft" / "crafted"
     m = json.loads((out / "manifest.json").read_text())["metrics"]
-    train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     valid = [json.loads(line) for line in (out / "valid.jsonl").read_text().splitlines()]
+    # every fact's statements (2 each by default) ride along as plain text, never as a question
+    train, statements = [r for r in rows if "messages" in r], [r for r in rows if "messages" not in r]
+    assert statements and all(r["source"] == "statement" and set(r) == {"text", "source"} for r in statements)
+    assert manifest["metrics"]["statement_rows"] == len(statements) and rows[-len(statements):] == statements
+    text = "\n\n".join(r["text"] for r in statements)
+    facts = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines() if '"fact"' in line]
+    assert facts and all(f["answer"] in text for f in facts if f["source"] == "fact")
+    fewer = run_script(project_root, "--per-chunk", "0", "--statements", "0", "--force", "--output", "data/sft/plain")
+    assert fewer.returncode == 0, fewer.stderr
+    assert all("messages" in json.loads(line) for line in
+               (project_root / "data" / "sft" / "plain" / "train.jsonl").read_text().splitlines())
     replay_questions = {p["question"] for p in replay}
     in_train = [row for row in train if row["messages"][0]["content"] in replay_questions]
     document_rows = len(train) - len(in_train)

@@ -94,6 +94,28 @@ def test_chat_examples_carry_loss_on_the_answer_only(demo_text_model):
     assert unmasked == 0
 
 
+def test_statement_text_rows_among_chat_rows_carry_loss_on_every_token(demo_text_model, tmp_path):
+    from mlx_lm.utils import load_tokenizer
+
+    from omnilm.errors import UserError
+    from omnilm.training import chat_tokens, load_split
+
+    tokenizer = load_tokenizer(demo_text_model)
+    chat = {"messages": [{"role": "user", "content": "What is FOO?"}, {"role": "assistant", "content": "FOO is a bar."}]}
+    statement = {"text": "FOO has 6 layers.\n\nThe FOO paper states that BAZ uses 48 probes.", "source": "statement"}
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(chat) + "\n" + json.dumps(statement) + "\n")
+    data = load_split(path, tokenizer, True)
+    assert data.sources == [None, "statement"]
+    assert data[0] == chat_tokens(tokenizer, chat["messages"]) and data[0][1] > 0  # the question is masked
+    tokens, start = data[1]
+    assert start == 0 and tokens[-1] == tokenizer.eos_token_id  # plain text: loss on all of it, then the end
+    assert tokenizer.decode(tokens[:-1]) == statement["text"]
+    path.write_text(json.dumps(chat) + "\n" + json.dumps({"prompt": "x"}) + "\n")
+    with pytest.raises(UserError, match="neither"):
+        load_split(path, tokenizer, True)
+
+
 def test_rising_validation_loss_stops_early_and_keeps_the_best_weights(tiny_model, project_root):
     from omnilm.training import train_adapter
 
