@@ -23,7 +23,7 @@ from omnilm.benchmark import (default_text_file, machine_line, markdown, measure
 from omnilm.config import make_parser, resolve_options
 from omnilm.errors import UserError, run_main
 from omnilm.manifest import fingerprint, write_manifest
-from omnilm.paths import display, models_dir, resolve, results_dir
+from omnilm.paths import demo_text_model, display, resolve, results_dir
 from omnilm.quantize import text_model_config
 from omnilm.runtime import machine_summary
 
@@ -32,7 +32,7 @@ DEFAULTS = {"models": None, "output": None, "repeats": 3, "text_file": None, "pr
 
 
 def default_models():
-    base = models_dir() / "demo-omni-Text"
+    base = demo_text_model()
     found = [m for m in (base, base.parent / f"{base.name}-8bit", base.parent / f"{base.name}-4bit") if m.exists()]
     if not found:
         raise UserError(f"no models to benchmark: {display(base)} does not exist (run 00_extract and "

@@ -21,7 +21,7 @@ from omnilm.atomic import staged_dir
 from omnilm.config import make_parser, resolve_options
 from omnilm.errors import UserError, run_main
 from omnilm.manifest import fingerprint, read_manifest, write_manifest
-from omnilm.paths import display, models_dir, resolve
+from omnilm.paths import demo_text_model, display, resolve
 from omnilm.quantize import (SCALES_DTYPES, SUPPORTED_BITS, SUPPORTED_GROUP_SIZES, choose_scales_dtype, output_for,
                              quantize, refuse_quantized, text_model_config, weight_dtype, weights_summary)
 from omnilm.runtime import device_name
@@ -60,7 +60,7 @@ def main():
     if args.dtype not in ("auto", *SCALES_DTYPES):
         raise UserError(f"dtype {args.dtype!r} not supported (auto, {', '.join(SCALES_DTYPES)})")
 
-    model = resolve(args.model) if args.model else models_dir() / "demo-omni-Text"
+    model = resolve(args.model) if args.model else demo_text_model()
     if not model.exists() and not args.model:
         raise UserError(f"model {display(model)} does not exist (build the demo first: python "
                         f"00_extract/make_demo_omni.py && python 00_extract/extract_text_backbone.py)")

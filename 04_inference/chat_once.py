@@ -10,7 +10,7 @@ import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.chat import ask
 from omnilm.config import make_parser
 from omnilm.errors import run_main
-from omnilm.paths import models_dir, resolve
+from omnilm.paths import demo_text_model, resolve
 
 
 def main():
@@ -20,7 +20,7 @@ def main():
     p.add_argument("--adapter", help="LoRA adapter folder (default: none)")
     p.add_argument("--max-tokens", type=int, default=128)
     args = p.parse_args()
-    model = resolve(args.model) if args.model else models_dir() / "demo-omni-Text"
+    model = resolve(args.model) if args.model else demo_text_model()
     stats = ask(model, args.question, adapter=resolve(args.adapter) if args.adapter else None,
                 max_tokens=args.max_tokens, on_text=lambda t: print(t, end="", flush=True))
     print(f"\n[{stats['tokens']} tokens, {stats['generation_tps']:.1f} tok/s, "

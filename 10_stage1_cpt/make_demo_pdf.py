@@ -9,9 +9,9 @@ justified text with a few words hyphenated at line ends, fi/fl ligatures, a rule
 table, references) so that stage 10's text cleaning has real work to do. Pure
 Python, standard Times fonts, same bytes on every run.
 """
-import os
 
 import omnilm  # noqa: F401  (fast BLAS before mlx)
+from omnilm.atomic import atomic_file
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.paths import REPO_DIR, data_dir, display, resolve
@@ -36,10 +36,8 @@ def main():
         pdf, pages = render_paper(source.read_text(encoding="utf-8"))
     except ValueError as e:
         raise UserError(f"{display(source)} cannot be rendered: {e}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")  # never a half-written PDF in place
-    tmp.write_bytes(pdf)
-    os.replace(tmp, output)
+    with atomic_file(output) as tmp:  # never a half-written PDF in place
+        tmp.write_bytes(pdf)
     print(f"demo paper: {display(output)} ({pages} pages, {len(pdf) / 1024:.0f} KiB) from {display(source)}")
 
 

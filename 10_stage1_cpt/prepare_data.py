@@ -53,8 +53,8 @@ from omnilm.facts import (FACTS_FILE, HELDOUT_QUESTIONS_FILE, cpt_texts, fact_in
 from omnilm.sft_data import load_golden
 from omnilm.jsonl import write_jsonl
 from omnilm.manifest import fingerprint, write_manifest
-from omnilm.paths import REPO_DIR, data_dir, display, models_dir, resolve
-from omnilm.pdf_text import EXTRACTORS, clean_pages, extract_pages
+from omnilm.paths import CONTROL_QUESTIONS, DEMO_GOLDEN, data_dir, display, models_dir, optional_file, resolve
+from omnilm.pdf_text import EXTRACTORS, clean_pages, extract_pages, list_pdfs
 from omnilm.progress import bar
 from omnilm.replay import (QUESTIONS, REPLAY_FILE, generate_replay, load_replay_questions, pack_texts,
                            replay_count, replay_texts)
@@ -63,21 +63,9 @@ DEFAULTS = {"pdf": "data/demo_paper.pdf", "model": "models/demo-omni-Text", "out
             "overlap": 64, "min_chunks": 8, "valid_fraction": 0.1, "seed": 0, "hold_out": False,
             "keep_references": False, "extractor": "auto", "replay": 200, "replay_share": 0.35,
             "replay_questions": str(QUESTIONS), "replay_max_tokens": 64,
-            "eval_questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl"),
-            "golden": str(REPO_DIR / "20_stage2_sft" / "golden.jsonl"), "heldout_fraction": 0.35,
+            "eval_questions": str(CONTROL_QUESTIONS), "golden": str(DEMO_GOLDEN), "heldout_fraction": 0.35,
             "rephrasings": 5, "qa_in_cpt": 1, "rephrase_min_params": 1e9}
 SMALLEST_CHUNK = 128
-
-
-def list_pdfs(pdf):
-    if not pdf.exists():
-        raise UserError(f"--pdf {display(pdf)} does not exist")
-    if pdf.is_dir():
-        files = sorted(f for f in pdf.iterdir() if f.suffix.lower() == ".pdf" and f.is_file())
-        if not files:
-            raise UserError(f"--pdf {display(pdf)} is a folder with no .pdf files")
-        return files
-    return [pdf]
 
 
 def load_tokenizer(model):
@@ -193,9 +181,9 @@ def main():
     p.add_argument("--replay-max-tokens", type=int, help="an answer not finished within this many tokens is "
                                                           "dropped (default 64)")
     p.add_argument("--eval-questions", help="evaluation questions; replay skips near-duplicates of the `control` "
-                                            "ones (default 30_evaluation/questions.jsonl)")
-    p.add_argument("--golden", help="hand-written pairs: the facts they state are never held out "
-                                    "(default 20_stage2_sft/golden.jsonl)")
+                                            "ones (default 30_evaluation/control_questions.jsonl)")
+    p.add_argument("--golden", help="the paper's hand-written pairs: the facts they state are never held out; "
+                                    "'none' for a paper without (default 20_stage2_sft/golden.jsonl, the demo's)")
     p.add_argument("--heldout-fraction", type=float, help="share of the fact sentences whose facts no training "
                                                           "question asks, for stage 30's heldout_fact (default 0.35)")
     p.add_argument("--rephrasings", type=int, help="restatements of each fact added to the CPT text, 0 = none "
@@ -249,8 +237,8 @@ def main():
     train_idx, valid_idx = split_train_valid(len(chunks), args.valid_fraction, args.seed)
     if not args.hold_out:
         train_idx = list(range(len(chunks)))
-    golden_path = resolve(args.golden)
-    golden = [g["answer"] for g in load_golden(golden_path)] if golden_path.is_file() else []
+    golden_path = optional_file(args.golden)
+    golden = [g["answer"] for g in load_golden(golden_path)] if golden_path and golden_path.is_file() else []
     facts, context = fact_inventory(docs, chunks, golden, args.heldout_fraction, args.seed)
     rephrased = rephrase_facts(model, facts, args.rephrase_min_params) if args.rephrasings > 1 else {}
     fact_rows = pack_texts(count_tokens, cpt_texts(facts, context, args.rephrasings, args.qa_in_cpt, args.seed), size)
@@ -279,8 +267,8 @@ def main():
         "replay_tokens": sum(count_tokens(r) for r in replay_rows), "replay": replay_metrics,
     }
     args.pdf, args.model, args.output = display(pdf), display(model), display(output)
-    args.replay_questions, args.eval_questions, args.golden = (
-        display(resolve(v)) for v in (args.replay_questions, args.eval_questions, args.golden))
+    args.replay_questions, args.eval_questions = (display(resolve(v)) for v in (args.replay_questions, args.eval_questions))
+    args.golden = display(golden_path) if golden_path else "none"
     with staged_dir(output, force=args.force, what="output") as tmp:
         write_jsonl(tmp / "train.jsonl", [{"text": chunks[i]["text"]} for i in train_idx]
                     + [{"text": row} for row in fact_rows + replay_rows])
@@ -292,8 +280,8 @@ def main():
                                             "train+valid" if i in validated else "train"}
                                            for i, c in enumerate(chunks)))
         inputs = {f"pdf:{path.name}": fingerprint(path) for path in files}
-        if resolve(args.golden).is_file():
-            inputs["golden"] = fingerprint(resolve(args.golden))
+        if golden_path and golden_path.is_file():
+            inputs["golden"] = fingerprint(golden_path)
         inputs["tokenizer"] = fingerprint(model / "tokenizer.json")
         if args.replay:
             write_jsonl(tmp / REPLAY_FILE, replay)

@@ -36,8 +36,8 @@ from omnilm.atomic import staged_dir
 from omnilm.config import make_parser, resolve_options
 from omnilm.errors import UserError, run_main
 from omnilm.facts import FACTS_FILE, cpt_texts, fact_pairs, facts_from_chunks
-from omnilm.manifest import fingerprint, read_manifest, write_manifest
-from omnilm.paths import REPO_DIR, adapters_dir, data_dir, display, models_dir, resolve
+from omnilm.manifest import base_model_of, fingerprint, write_manifest
+from omnilm.paths import DEMO_GOLDEN, DEMO_QUESTIONS, adapters_dir, data_dir, demo_text_model, display, optional_file, resolve
 from omnilm.progress import bar
 from omnilm.replay import pack_texts, read_replay, split_replay
 from omnilm.jsonl import read_jsonl, write_jsonl
@@ -45,8 +45,7 @@ from omnilm.sft_data import build_pairs, counts, load_golden, load_heldout_quest
 
 STATEMENT_WORDS = 120  # words per statement row: a few short rows, not one step per fact
 DEFAULTS = {"chunks": None, "model": None, "adapter": None, "per_chunk": 2, "output": None,
-            "golden": str(REPO_DIR / "20_stage2_sft" / "golden.jsonl"),
-            "questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl"),
+            "golden": str(DEMO_GOLDEN), "questions": str(DEMO_QUESTIONS),
             "max_tokens": 80, "batch_size": 16, "temp": 0.0, "seed": 0, "valid_fraction": 0.2,
             "min_overlap": 0.8, "context_name": None, "replay_share": 0.5, "per_fact": 2, "statements": 2}
 
@@ -76,10 +75,6 @@ def load_chunks(folder):
     return chunks
 
 
-def _path_in(value):
-    return value.get("path") if isinstance(value, dict) else value
-
-
 def choose_model(args, stem):
     """(model dir, adapter dir or None, note): the CPT adapter and the base it was trained on."""
     if args.adapter and str(args.adapter).lower() == "none":
@@ -95,9 +90,7 @@ def choose_model(args, stem):
     if args.model:
         model = resolve(args.model)
     else:
-        m = read_manifest(adapter) if adapter else {}
-        named = _path_in(m.get("base_model")) or _path_in(m.get("args", {}).get("model")) or _path_in(m.get("model"))
-        model = resolve(named) if named else models_dir() / "demo-omni-Text"
+        model = (base_model_of(adapter) if adapter else None) or demo_text_model()
     return model, adapter, note
 
 
@@ -139,8 +132,10 @@ def main():
     p.add_argument("--statements", type=int, help="restatements of every fact (held-out ones too) added to train "
                         "as plain text, packed, so SFT keeps what CPT memorized; 0 = none (default 2)")
     p.add_argument("--output", help="SFT data folder (default data/sft/<stem>)")
-    p.add_argument("--golden", help="hand-written pairs, always in train (default 20_stage2_sft/golden.jsonl)")
-    p.add_argument("--questions", help="evaluation questions; `paraphrase` ones are held out (default 30_evaluation/questions.jsonl)")
+    p.add_argument("--golden", help="the paper's hand-written pairs, always in train; 'none' for a paper without "
+                        "(default 20_stage2_sft/golden.jsonl, the demo's)")
+    p.add_argument("--questions", help="the paper's evaluation questions, whose `paraphrase` ones are held out; 'none' "
+                        "for a paper without (default 30_evaluation/questions.jsonl, the demo's)")
     p.add_argument("--max-tokens", type=int, help="tokens generated per prompt (default 80)")
     p.add_argument("--batch-size", type=int, help="prompts decoded together (default 16)")
     p.add_argument("--temp", type=float, help="sampling temperature, 0 = greedy (default 0)")
@@ -162,11 +157,11 @@ def main():
     chunks = load_chunks(chunks_dir)
     stem = chunks_dir.name
     output = resolve(args.output) if args.output else data_dir() / "sft" / stem
-    golden_path, questions_path = resolve(args.golden), resolve(args.questions)
-    golden = load_golden(golden_path) if golden_path.is_file() else []
-    heldout = load_heldout_questions(questions_path) if questions_path.is_file() else []
+    golden_path, questions_path = optional_file(args.golden), optional_file(args.questions)
+    golden = load_golden(golden_path) if golden_path and golden_path.is_file() else []
+    heldout = load_heldout_questions(questions_path) if questions_path and questions_path.is_file() else []
     if not golden:
-        print(f"note: no golden pairs ({display(golden_path)} missing or empty)")
+        print(f"note: no golden pairs ({display(golden_path) + ' missing or empty' if golden_path else '--golden none'})")
     context = args.context_name or context_name(chunks)
 
     acronyms = find_acronyms("\n\n".join(c["text"] for c in chunks))
@@ -218,7 +213,7 @@ def main():
     if replay:
         inputs["replay"] = fingerprint(chunks_dir / "replay.jsonl")
     for name, path in (("golden", golden_path), ("questions", questions_path)):
-        if path.is_file():
+        if path and path.is_file():
             inputs[name] = fingerprint(path)
     if model_dir:
         inputs["model"] = fingerprint(model_dir)

@@ -5,7 +5,8 @@ Examples:
   python 30_evaluation/compare_stages.py --stages base=models/demo-omni-Text \\
       sft=models/demo-omni-Text+adapters/demo_paper-sft --max-tokens 96
   python 30_evaluation/compare_stages.py --questions my_questions.jsonl --output results/mine --no-open-book
-  python 30_evaluation/compare_stages.py --questions 30_evaluation/questions.jsonl data/cpt/paper/heldout_questions.jsonl
+  python 30_evaluation/compare_stages.py --questions data/cpt/paper/heldout_questions.jsonl \\
+      30_evaluation/control_questions.jsonl
 
 Each stage is loaded once; its questions go through the chat template (reasoning
 skipped, greedy, batched). An answer is correct when it holds every key fact
@@ -25,10 +26,10 @@ from omnilm.errors import UserError, run_main
 from omnilm.evaluation import (KINDS, OPEN_BOOK, OPEN_BOOK_NOTE, default_stages, load_questions, parse_stage,
                                plan_runs, run_comparison)
 from omnilm.manifest import fingerprint, write_manifest
-from omnilm.paths import REPO_DIR, display, resolve, results_dir
+from omnilm.paths import CONTROL_QUESTIONS, DEMO_QUESTIONS, display, resolve, results_dir
 from omnilm.progress import bar
 
-DEFAULTS = {"questions": str(REPO_DIR / "30_evaluation" / "questions.jsonl"), "stages": None,
+DEFAULTS = {"questions": [str(DEMO_QUESTIONS), str(CONTROL_QUESTIONS)], "stages": None,
             "max_tokens": 48, "output": None, "open_book": True}
 
 
@@ -41,8 +42,9 @@ def check_stage(name, model, adapter):
 
 def main():
     p = make_parser(__doc__)
-    p.add_argument("--questions", nargs="+", help="JSONL question files, read in turn (default: "
-                   "30_evaluation/questions.jsonl; stage 10 writes heldout_questions.jsonl for any paper)")
+    p.add_argument("--questions", nargs="+", help="JSONL question files, read in turn (default: the demo paper's "
+                   "30_evaluation/questions.jsonl and the general control_questions.jsonl; stage 10 writes "
+                   "heldout_questions.jsonl for any paper)")
     p.add_argument("--stages", nargs="+", help="name=MODEL or name=MODEL+ADAPTER ... (default: demo base, cpt, sft)")
     p.add_argument("--max-tokens", type=int, help="answer length limit in tokens (default 48)")
     p.add_argument("--output", help="results folder (default: results/)")

@@ -20,7 +20,7 @@ import time
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
-from omnilm.paths import display, models_dir, resolve, results_dir
+from omnilm.paths import demo_text_model, display, resolve, results_dir
 
 QUESTION = "Explain in a few sentences how a lighthouse helps ships at night."
 
@@ -69,7 +69,7 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--output", help="JSON file (default: results/app_vs_generate.json)")
     args = p.parse_args()
-    model_dir = resolve(args.model) if args.model else models_dir() / "demo-omni-Text"
+    model_dir = resolve(args.model) if args.model else demo_text_model()
     adapter = resolve(args.adapter) if args.adapter else None
     output = resolve(args.output) if args.output else results_dir() / "app_vs_generate.json"
 

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from omnilm.benchmark import BUILTIN_PASSAGE, machine_line, measure_in_subprocess  # noqa: E402
 from omnilm.config import make_parser  # noqa: E402
-from omnilm.paths import display, models_dir, resolve, results_dir  # noqa: E402
+from omnilm.paths import demo_text_model, display, resolve, results_dir  # noqa: E402
 from omnilm.runtime import machine_summary  # noqa: E402
 
 COMPARISONS = ("OpenBLAS vs reference BLAS (float model)", "float32 vs bfloat16 scales (4-bit model)")
@@ -54,7 +54,7 @@ def main():
     p.add_argument("--scales-max-tokens", type=int, default=8, help="scales comparison: tokens generated (default 8)")
     p.add_argument("--output", help="results folder (default results/)")
     args = p.parse_args()
-    model = resolve(args.model) if args.model else models_dir() / "demo-omni-Text"
+    model = resolve(args.model) if args.model else demo_text_model()
     if not (model / "config.json").exists():
         raise SystemExit(f"{display(model)} is not a model folder; build the demo first (00_extract)")
     work = Path(tempfile.mkdtemp(prefix="cpu-speed-bench-"))

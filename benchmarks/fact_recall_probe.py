@@ -23,7 +23,7 @@ from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.facts import FACTS_FILE, has_answer
 from omnilm.jsonl import read_jsonl
-from omnilm.paths import adapters_dir, data_dir, display, models_dir, resolve, results_dir
+from omnilm.paths import adapters_dir, data_dir, demo_text_model, display, resolve, results_dir
 
 
 def probe_prefix(fact):
@@ -56,7 +56,7 @@ def main():
     if not (data / FACTS_FILE).is_file():
         raise UserError(f"{display(data)} has no {FACTS_FILE} (run 10_stage1_cpt/prepare_data.py first)")
     facts = read_jsonl(data / FACTS_FILE, "facts")
-    model_dir = resolve(args.model) if args.model else models_dir() / "demo-omni-Text"
+    model_dir = resolve(args.model) if args.model else demo_text_model()
     stages = args.stages or ["base=none", f"cpt={adapters_dir() / (data.name + '-cpt')}",
                              f"sft={adapters_dir() / (data.name + '-sft')}"]
     output = resolve(args.output) if args.output else results_dir() / "benchmark"

@@ -22,7 +22,7 @@ from omnilm.atomic import write_text_atomic
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.evaluation import KINDS
-from omnilm.paths import adapters_dir, data_dir, display, models_dir, resolve, results_dir
+from omnilm.paths import adapters_dir, data_dir, demo_text_model, display, resolve, results_dir
 from omnilm.pipeline import run_or_fail
 
 
@@ -83,7 +83,7 @@ def main():
     if len(set(args.k)) != len(args.k) or min(args.k) < 0:
         raise UserError("--k needs distinct values >= 0")
     pdf = resolve(args.pdf) if args.pdf else data_dir() / "demo_paper.pdf"
-    model = resolve(args.model) if args.model else models_dir() / "demo-omni-Text"
+    model = resolve(args.model) if args.model else demo_text_model()
     for path, what in ((pdf, "--pdf"), (model, "--model")):
         if not path.exists():
             raise UserError(f"{what} {display(path)} does not exist (run ./run_pipeline.sh first)")

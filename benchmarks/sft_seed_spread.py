@@ -23,7 +23,7 @@ from omnilm.atomic import write_text_atomic
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.evaluation import KINDS
-from omnilm.paths import adapters_dir, data_dir, display, models_dir, resolve, results_dir
+from omnilm.paths import adapters_dir, data_dir, demo_text_model, display, resolve, results_dir
 from omnilm.pipeline import run_or_fail
 
 
@@ -59,12 +59,13 @@ def main():
     p.add_argument("--train-args", default="", help="more train_sft.py flags, one quoted string after '='")
     p.add_argument("--data", default="demo_paper", help="SFT data folder name under data/sft (default demo_paper)")
     p.add_argument("--model", help="text model (default models/demo-omni-Text)")
-    p.add_argument("--questions", help="evaluation questions (default 30_evaluation/questions.jsonl)")
+    p.add_argument("--questions", help="one evaluation question file (default: compare_stages.py's own, the "
+                   "demo's questions and the controls)")
     p.add_argument("--output", help="results folder (default results/sft_seed_spread)")
     args = p.parse_args()
     if len(set(args.seeds)) != len(args.seeds) or len(args.seeds) < 2:
         raise UserError("--seeds needs at least two different seeds")
-    model = resolve(args.model) if args.model else models_dir() / "demo-omni-Text"
+    model = resolve(args.model) if args.model else demo_text_model()
     out = resolve(args.output) if args.output else results_dir() / "sft_seed_spread"
     data = data_dir() / "sft" / args.data
     if not (data / "train.jsonl").is_file():

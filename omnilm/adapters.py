@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from omnilm.atomic import replace_dir, write_text_atomic
+from omnilm.atomic import atomic_file, replace_dir, write_text_atomic
 from omnilm.errors import UserError
 from omnilm.manifest import MANIFEST, read_manifest
 from omnilm.paths import display
@@ -60,14 +60,10 @@ def write_adapter_config(folder, num_layers, lora_parameters, **extra):
 
 def save_weights(path, weights):
     """mx.save_safetensors through a temporary name: a reader never sees half a file."""
-    import os
-
     import mlx.core as mx
 
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    mx.save_safetensors(str(tmp), weights)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        mx.save_safetensors(str(tmp), weights)
 
 
 def clear_folder(folder):

@@ -47,9 +47,22 @@ def replace_dir(src, final):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_text_atomic(path, text):
+@contextlib.contextmanager
+def atomic_file(path):
+    """Yield a temporary sibling path to write; on success it replaces `path` (a reader
+    never sees half a file), on failure it is removed and `path` is left as it was.
+    The temporary name ends with the real one: mlx's savers add a missing suffix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp = path.parent / f".tmp-{os.getpid()}-{path.name}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path, text):
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)

@@ -42,10 +42,10 @@ class AdapterEntry:
     @property
     def trained_on(self):
         """Name of the base model its trainer recorded, "" when unknown."""
-        from omnilm.training import model_named_in
+        from omnilm.manifest import base_model_of
 
         try:
-            base = model_named_in(self.path)
+            base = base_model_of(self.path)
         except UserError:
             return ""
         return base.name if base else ""

@@ -13,6 +13,7 @@ import os
 import threading
 from pathlib import Path
 
+from omnilm.atomic import atomic_file
 from omnilm.paths import logs_dir
 
 LOG_NAME = "inference_logs.csv"
@@ -59,14 +60,12 @@ def _upgrade(path, header):
     """Rewrite a log whose header lacks current columns: every old row and column kept."""
     columns = COLUMNS + [c for c in header if c not in COLUMNS]
     rows = read_rows(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
     return columns
 
 

@@ -4,6 +4,7 @@ Flags default to None so an unset flag can be told from a set one. A YAML file
 may hold the options at top level or under a section named after the stage
 (`cpt:`, `sft:`...), so one file can configure the whole pipeline."""
 import argparse
+import re
 from pathlib import Path
 
 from omnilm.errors import UserError
@@ -49,5 +50,38 @@ def resolve_options(args, defaults, section=None):
         from_yaml = {k.replace("-", "_"): v for k, v in from_yaml.items()}
     for key, default in defaults.items():
         if getattr(args, key, None) is None:
-            setattr(args, key, from_yaml.get(key, default))
+            value = from_yaml.get(key, default)
+            if key in from_yaml:
+                value = _typed(value, default, f"config file {args.config}: {section + '.' if section else ''}{key}")
+            setattr(args, key, value)
     return args
+
+
+# PyYAML follows YAML 1.1, which reads 1e-4 (no dot) as the string '1e-4'
+_EXPONENT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _typed(value, default, where):
+    """A YAML value converted to its default's type (a number option gets a number),
+    or a one-line error naming the file, section and key."""
+    if isinstance(value, str) and _EXPONENT.match(value.strip()) and not isinstance(default, str):
+        value = float(value)
+    if value is None or default is None or isinstance(default, (list, tuple, dict)):
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"{where} must be true or false, not {value!r}")
+        return value
+    if isinstance(default, (int, float)):
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
+            raise UserError(f"{where} must be a number, not {value!r}")
+        if isinstance(default, int):
+            if not number.is_integer():
+                raise UserError(f"{where} must be a whole number, not {value!r}")
+            return int(number)
+        return number
+    return value

@@ -67,9 +67,9 @@ def parse_stage(spec):
 
 def default_stages():
     """The demo's base, cpt and sft stages as (name, model, adapter)."""
-    from omnilm.paths import adapters_dir, models_dir
+    from omnilm.paths import adapters_dir, demo_text_model
 
-    base = models_dir() / "demo-omni-Text"
+    base = demo_text_model()
     return [("base", base, None), ("cpt", base, adapters_dir() / "demo_paper-cpt"),
             ("sft", base, adapters_dir() / "demo_paper-sft")]
 

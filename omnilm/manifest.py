@@ -6,8 +6,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from omnilm.atomic import write_text_atomic
 from omnilm.errors import UserError
-from omnilm.paths import display
+from omnilm.paths import display, resolve
 
 MANIFEST = "manifest.json"
 HASH_LIMIT = 64 * 2**20  # hash inputs up to this size; bigger ones are named by size only
@@ -61,7 +62,7 @@ def write_manifest(folder, stage, args=None, inputs=None, metrics=None, **extra)
     }
     data.update(extra)
     path = Path(folder) / MANIFEST
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")  # a reader never sees half of it
     return data
 
 
@@ -75,3 +76,17 @@ def read_manifest(folder, required=False):
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{display(path)} is not valid JSON ({e.msg} at line {e.lineno})")
+
+
+def base_model_of(folder):
+    """The model folder an artifact was made from, as its manifest names it (an
+    adapter's base_model, a stage's --model or its model input), or None. The one
+    lookup for the trainers, stage 20 and the app's catalog."""
+    m = read_manifest(folder) if (Path(folder) / MANIFEST).exists() else {}
+    model_input = m.get("inputs", {}).get("model")
+    for value in (m.get("base_model"), m.get("args", {}).get("model"), m.get("model"), model_input):
+        if isinstance(value, dict):
+            value = value.get("path")
+        if isinstance(value, str) and value:
+            return resolve(value)
+    return None

@@ -48,6 +48,23 @@ def check_pdf_file(path):
         raise UserError(f"{display(path)} is not a PDF (no %PDF- header; it starts with {head[:16]!r})")
 
 
+def list_pdfs(pdf):
+    """The PDF files that --pdf names: the file itself, or a folder's *.pdf (any case:
+    PAPER.PDF too), each checked by check_pdf_file. The one rule for stage 10 and the pipeline."""
+    pdf = Path(pdf)
+    if not pdf.exists():
+        raise UserError(f"--pdf {display(pdf)} does not exist")
+    if pdf.is_dir():
+        files = sorted(f for f in pdf.iterdir() if f.suffix.lower() == ".pdf" and f.is_file())
+        if not files:
+            raise UserError(f"--pdf {display(pdf)} is a folder with no .pdf files")
+    else:
+        files = [pdf]
+    for f in files:
+        check_pdf_file(f)
+    return files
+
+
 def choose_extractor(name="auto"):
     if name not in EXTRACTORS:
         raise UserError(f"--extractor {name}: choose one of {', '.join(EXTRACTORS)}")

@@ -12,12 +12,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omnilm.atomic import write_text_atomic
 from omnilm.errors import UserError
 from omnilm.facts import HELDOUT_QUESTIONS_FILE
 from omnilm.manifest import MANIFEST, sha256_file
-from omnilm.paths import REPO_DIR, adapters_dir, data_dir, display, models_dir, results_dir
+from omnilm.paths import (CONTROL_QUESTIONS, DEMO_GOLDEN, DEMO_QUESTIONS, REPO_DIR, adapters_dir, data_dir,
+                          display, models_dir, paper_inputs, results_dir)
 
-QUESTIONS = REPO_DIR / "30_evaluation" / "questions.jsonl"
 
 
 @dataclass
@@ -60,9 +61,7 @@ def mark_done(stage, key, seconds):
         data = json.loads(m.read_text())
         data["pipeline_key"] = key
         data["pipeline_seconds"] = round(seconds, 1)
-        tmp = m.with_name(m.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        tmp.replace(m)
+        write_text_atomic(m, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def run_script(script, args, log=print):
@@ -110,23 +109,33 @@ class StageFailed(Exception):
         self.rc = rc
 
 
-def demo_plan(source=None, pdf=None, config=None):
-    """The stage list for the demo (no source/pdf) or a user's checkpoint and paper."""
+def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
+    """The stage list: the demo model (no source) or a user's checkpoint, taught the demo
+    paper (no pdf) or the user's. A paper's golden pairs and questions are its own (given,
+    or found beside it by paper_inputs), never the demo's; every paper gets the controls."""
     cfg = ["--config", config] if config else []
-    demo = source is None
+    demo, demo_paper = source is None, pdf is None
     source = Path(source) if source else models_dir() / "demo-omni"
     text = source.parent / f"{source.name}-Text"
     q8, q4 = text.parent / f"{text.name}-8bit", text.parent / f"{text.name}-4bit"
     pdf = Path(pdf) if pdf else data_dir() / "demo_paper.pdf"
+    if demo_paper:
+        golden, questions = DEMO_GOLDEN, DEMO_QUESTIONS
+    else:
+        beside = paper_inputs(pdf)
+        golden, questions = golden or beside[0], questions or beside[1]
+    golden_arg, questions_arg = golden or "none", questions or "none"
     stem = pdf.stem if pdf.is_file() or not pdf.exists() else pdf.name
     cpt_data, sft_data = data_dir() / "cpt" / stem, data_dir() / "sft" / stem
     cpt, sft = adapters_dir() / f"{stem}-cpt", adapters_dir() / f"{stem}-sft"
     bench = results_dir() / "benchmark"
+    eval_questions = [*filter(None, [questions]), *([] if demo_paper else [cpt_data / HELDOUT_QUESTIONS_FILE]),
+                      CONTROL_QUESTIONS]
     stages = []
     if demo:
         stages.append(Stage("demo", "00_extract/make_demo_omni.py", ["--output", source, "--force"], writes=[source],
                             title="build the embedded demo omni checkpoint"))
-        # under a second and byte-identical each time, so it always runs (prepare keys on the PDF's hash)
+    if demo_paper:  # under a second and byte-identical each time, so it always runs (prepare keys on its hash)
         stages.append(Stage("demo-pdf", "10_stage1_cpt/make_demo_pdf.py", ["--output", pdf, "--force"],
                             title="render the demo paper to PDF"))
     stages += [
@@ -135,9 +144,9 @@ def demo_plan(source=None, pdf=None, config=None):
         Stage("quantize", "01_quantize/quantize.py", ["--model", text, "--bits", "8", "4", "--force", *cfg],
               reads=[text], writes=[q8, q4], title="8-bit and 4-bit versions"),
         Stage("prepare", "10_stage1_cpt/prepare_data.py", ["--pdf", pdf, "--model", text, "--output", cpt_data,
-                                                           "--force", *cfg],
-              reads=[pdf, text, REPO_DIR / "20_stage2_sft" / "replay_questions.txt", QUESTIONS,
-                     REPO_DIR / "20_stage2_sft" / "golden.jsonl"], writes=[cpt_data],
+                                                           "--golden", golden_arg, "--force", *cfg],
+              reads=[pdf, text, REPO_DIR / "20_stage2_sft" / "replay_questions.txt", CONTROL_QUESTIONS,
+                     *filter(None, [golden])], writes=[cpt_data],
               title="PDF -> clean text -> token chunks, facts (+ replay answers) -> train/valid"),
         Stage("benchmark", "01_quantize/benchmark.py", ["--models", text, q8, q4, "--output", bench,
                                                         "--text-file", cpt_data / "valid.jsonl", *cfg],
@@ -145,17 +154,16 @@ def demo_plan(source=None, pdf=None, config=None):
         Stage("cpt", "10_stage1_cpt/train_cpt.py", ["--data", cpt_data, "--adapter-path", cpt, "--resume", *cfg],
               reads=[text, q4, cpt_data], writes=[cpt], title="continued pretraining (LoRA, early stopping)"),
         Stage("qa", "20_stage2_sft/generate_qa.py", ["--chunks", cpt_data, "--adapter", cpt, "--output", sft_data,
-                                                     "--force", *cfg],
-              reads=[cpt_data, cpt, REPO_DIR / "20_stage2_sft" / "golden.jsonl", QUESTIONS], writes=[sft_data],
+                                                     "--golden", golden_arg, "--questions", questions_arg, "--force", *cfg],
+              reads=[cpt_data, cpt, *filter(None, [golden, questions])], writes=[sft_data],
               title="question/answer pairs from the chunks"),
         Stage("sft", "20_stage2_sft/train_sft.py", ["--data", sft_data, "--init-adapter", cpt, "--adapter-path", sft,
                                                     "--resume", *cfg],
               reads=[sft_data, cpt], writes=[sft], title="supervised fine-tuning from the CPT adapter"),
-        # a user's paper has no hand-written held-out questions: stage 10 asks its held-out facts
+        # a user's paper: its own questions if any, and the held-out facts' questions stage 10 wrote
         Stage("eval", "30_evaluation/compare_stages.py",
-              ["--stages", f"base={text}", f"cpt={text}+{cpt}", f"sft={text}+{sft}",
-               "--questions", QUESTIONS, *([] if demo else [cpt_data / HELDOUT_QUESTIONS_FILE]), *cfg],
-              reads=[text, cpt, sft, QUESTIONS, cpt_data],
+              ["--stages", f"base={text}", f"cpt={text}+{cpt}", f"sft={text}+{sft}", "--questions", *eval_questions, *cfg],
+              reads=[text, cpt, sft, *eval_questions, cpt_data],
               writes=[results_dir() / "eval.json"], title="base vs CPT vs SFT"),
     ]
     return stages
@@ -170,15 +178,9 @@ def check_user_inputs(source, pdf):
             raise UserError(f"--source {source} does not exist")
         text_config_of(load_config(source), source)
     if pdf is not None:
-        pdf = Path(pdf)
-        if not pdf.exists():
-            raise UserError(f"--pdf {pdf} does not exist")
-        if pdf.is_file():
-            with open(pdf, "rb") as f:
-                if f.read(5) != b"%PDF-":
-                    raise UserError(f"--pdf {pdf} is not a PDF file")
-        elif not any(pdf.glob("*.pdf")):
-            raise UserError(f"--pdf {pdf} is a folder with no .pdf files")
+        from omnilm.pdf_text import list_pdfs
+
+        list_pdfs(pdf)
 
 
 def main(argv=None):
@@ -189,7 +191,12 @@ def main(argv=None):
     src = p.add_mutually_exclusive_group()
     src.add_argument("--source", help="your omni checkpoint folder (default: the embedded demo)")
     src.add_argument("--hf-repo", help="download the omni checkpoint's language-model shards from the Hub")
-    p.add_argument("--pdf", help="your paper: a PDF file or a folder of PDFs (default: the demo paper)")
+    p.add_argument("--pdf", help="your paper: a PDF file or a folder of PDFs (default: the demo paper); without "
+                   "--source the demo model learns it, a first look in minutes")
+    p.add_argument("--golden", help="your paper's hand-written question/answer pairs (default: paper.golden.jsonl "
+                   "beside paper.pdf, or golden.jsonl in the PDF folder; else none)")
+    p.add_argument("--questions", help="your paper's evaluation questions (default: paper.questions.jsonl beside "
+                   "paper.pdf, or questions.jsonl in the PDF folder; else the held-out facts' questions only)")
     p.add_argument("--config", help="YAML file setting every stage's options (see configs/)")
     p.add_argument("--from", dest="start_from", help="rerun from this stage on (names: see --list)")
     p.add_argument("--force", action="store_true", help="rerun every stage")
@@ -199,13 +206,19 @@ def main(argv=None):
     if args.hf_repo:
         source = models_dir() / args.hf_repo.split("/")[-1]
     pdf = resolve(args.pdf) if args.pdf else None
-    if (source is None) != (pdf is None):
-        raise UserError("a real run needs both --source (or --hf-repo) and --pdf; with neither it runs the demo")
+    if source is not None and pdf is None:
+        raise UserError("a real run needs --pdf too (your paper); with neither --source nor --pdf it runs the demo")
+    inputs = {name: resolve(getattr(args, name)) if getattr(args, name) else None for name in ("golden", "questions")}
+    for name, path in inputs.items():
+        if path is not None and pdf is None:
+            raise UserError(f"--{name} belongs to your paper: give --pdf too (the demo paper has its own)")
+        if path is not None and not path.is_file():
+            raise UserError(f"--{name} {getattr(args, name)} does not exist")
     config = str(resolve(args.config)) if args.config else None
     if config and not Path(config).is_file():
         raise UserError(f"--config {args.config} does not exist")
     check_user_inputs(None if args.hf_repo else source, pdf)
-    stages = demo_plan(source, pdf, config)
+    stages = demo_plan(source, pdf, config, **inputs)
     if args.hf_repo:
         extract = next(s for s in stages if s.name == "extract")
         extract.args = ["--hf-repo", args.hf_repo, *extract.args]
@@ -239,6 +252,7 @@ Examples:
   ./run_pipeline.sh --source models/HyperCLOVAX-SEED-Omni-8B --pdf paper.pdf \\
       --config configs/hyperclovax-seed-omni-8b-16gb.yaml
   ./run_pipeline.sh --hf-repo naver-hyperclovax/HyperCLOVAX-SEED-Omni-8B --pdf paper.pdf
+  ./run_pipeline.sh --pdf paper.pdf                     # your paper on the demo model: a first look
   ./run_pipeline.sh --list                              # which stages are up to date
   ./run_pipeline.sh --from sft                          # rerun SFT and what follows
 

@@ -16,7 +16,7 @@ from omnilm import adapters as af
 from omnilm import progress
 from omnilm.errors import UserError
 from omnilm.jsonl import read_jsonl
-from omnilm.manifest import fingerprint, read_manifest, sha256_file, write_manifest
+from omnilm.manifest import base_model_of, fingerprint, sha256_file, write_manifest
 from omnilm.paths import adapters_dir, data_dir, display, resolve
 
 
@@ -252,24 +252,15 @@ def epoch_batches(seed, skip=0, on_step=None, teacher=None, k=0):
 
 # ---------------------------------------------------------------- which base
 
-def model_named_in(folder):
-    m = read_manifest(folder) if (Path(folder) / "manifest.json").exists() else {}
-    for value in (m.get("base_model"), m.get("args", {}).get("model"), m.get("model"),
-                  m.get("inputs", {}).get("model", {}).get("path")):
-        if isinstance(value, str) and value:
-            return resolve(value)
-    return None
-
-
 def choose_base_model(model_flag, data, init_adapter):
     """(model folder, reason): the base to train on, and why (goes in the manifest)."""
     from omnilm.runtime import on_cpu
 
     if model_flag:
         return resolve(model_flag), "asked for (--model)"
-    if init_adapter is not None and model_named_in(init_adapter):
-        return model_named_in(init_adapter), f"the base {display(init_adapter)} was trained on"
-    float_model = model_named_in(data)
+    if init_adapter is not None and base_model_of(init_adapter):
+        return base_model_of(init_adapter), f"the base {display(init_adapter)} was trained on"
+    float_model = base_model_of(data)
     if float_model is None:
         raise UserError(f"{display(data)}/manifest.json names no model; pass --model")
     if on_cpu():

@@ -124,3 +124,21 @@ def test_unreadable_pdfs_are_refused_by_both_extractors(tmp_path, extractor):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(UserError, match=why):
             extract_pages(tmp_path / name, extractor)
+
+
+def test_the_pipeline_and_stage_10_list_pdfs_by_one_rule(tmp_path, demo_pdf):
+    """A folder holding only PAPER.PDF (upper case, a little junk before the header, which
+    the PDF spec allows) is accepted by both the pipeline's early check and stage 10."""
+    from omnilm.pdf_text import list_pdfs
+    from omnilm.pipeline import check_user_inputs
+
+    folder = tmp_path / "paper"
+    folder.mkdir()
+    (folder / "PAPER.PDF").write_bytes(b"\n\n" + demo_pdf.read_bytes())
+    (folder / "notes.txt").write_text("not a PDF")
+    assert list_pdfs(folder) == [folder / "PAPER.PDF"]
+    check_user_inputs(None, folder)  # no error
+    (folder / "broken.pdf").write_text("plain text")
+    for check in (list_pdfs, lambda f: check_user_inputs(None, f)):
+        with pytest.raises(UserError, match="broken.pdf is not a PDF"):
+            check(folder)

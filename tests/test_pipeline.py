@@ -119,7 +119,9 @@ def test_bad_pdf_or_source_stops_at_once(project_root, tmp_path):
     cases = [
         (["--source", str(omni), "--pdf", str(not_pdf)], "is already a text model"),
         (["--source", str(tmp_path / "nope"), "--pdf", str(not_pdf)], "does not exist"),
-        (["--pdf", str(not_pdf)], "needs both --source"),
+        (["--source", str(omni)], "needs --pdf too"),
+        (["--golden", str(not_pdf)], "belongs to your paper"),
+        (["--pdf", str(not_pdf)], "is not a PDF"),
     ]
     for args, message in cases:
         r = _pipeline(*args, root=project_root)
@@ -129,3 +131,43 @@ def test_bad_pdf_or_source_stops_at_once(project_root, tmp_path):
     r = _pipeline("--source", str(omni), "--pdf", str(not_pdf), root=project_root)
     assert r.returncode == 2 and "is not a PDF" in r.stderr
     assert sorted(p.name for p in (project_root / "models").iterdir()) == ["omni"]  # nothing started
+
+
+def test_a_paper_of_your_own_never_gets_the_demo_papers_pairs_or_questions(project_root, tmp_path):
+    """--pdf without --source teaches the demo model your paper: the demo PDF is not
+    rendered over it, and neither the demo's golden pairs nor its questions reach
+    stage 10, stage 20 or the evaluation; the held-out facts and the controls do. Pairs
+    and questions found beside the paper by name are used instead."""
+    from omnilm.facts import HELDOUT_QUESTIONS_FILE
+    from omnilm.paths import CONTROL_QUESTIONS, DEMO_GOLDEN, DEMO_QUESTIONS
+    from omnilm.pipeline import demo_plan
+
+    def args_of(stages, name):
+        return [str(a) for a in next(s for s in stages if s.name == name).args]
+
+    paper = tmp_path / "mine.pdf"
+    paper.write_bytes(b"%PDF-1.4\n")
+    stages = demo_plan(None, paper)
+    assert [s.name for s in stages][:2] == ["demo", "extract"]  # the demo model, no demo PDF written over yours
+    every_arg = [a for s in stages for a in map(str, s.args)]
+    every_read = [str(r) for s in stages for r in s.reads]
+    for demo_input in (DEMO_GOLDEN, DEMO_QUESTIONS):
+        assert str(demo_input) not in every_arg + every_read
+    qa = args_of(stages, "qa")
+    assert qa[qa.index("--golden") + 1] == "none" and qa[qa.index("--questions") + 1] == "none"
+    prepare = args_of(stages, "prepare")
+    assert prepare[prepare.index("--golden") + 1] == "none"
+    evaluation = args_of(stages, "eval")
+    asked = evaluation[evaluation.index("--questions") + 1:]
+    assert asked == [str(project_root / "data" / "cpt" / "mine" / HELDOUT_QUESTIONS_FILE), str(CONTROL_QUESTIONS)]
+
+    golden, questions = tmp_path / "mine.golden.jsonl", tmp_path / "mine.questions.jsonl"
+    golden.write_text("{}\n")
+    questions.write_text("{}\n")
+    stages = demo_plan(None, paper)
+    assert args_of(stages, "qa")[args_of(stages, "qa").index("--golden") + 1] == str(golden)
+    assert str(questions) in args_of(stages, "eval") and str(golden) in args_of(stages, "prepare")
+
+    demo = demo_plan()
+    assert str(DEMO_GOLDEN) in args_of(demo, "qa") and str(DEMO_QUESTIONS) in args_of(demo, "eval")
+    assert "demo-pdf" in [s.name for s in demo]

