@@ -74,11 +74,11 @@ def _typed(value, default, where):
         return value
     if isinstance(default, (int, float)):
         try:
-            number = float(value) if not isinstance(value, bool) else None
+            if isinstance(value, bool):  # float(True) would pass as 1.0
+                raise ValueError
+            number = float(value)
         except (TypeError, ValueError):
-            number = None
-        if number is None:
-            raise UserError(f"{where} must be a number, not {value!r}")
+            raise UserError(f"{where} must be a number, not {value!r}") from None
         if isinstance(default, int):
             if not number.is_integer():
                 raise UserError(f"{where} must be a whole number, not {value!r}")

@@ -192,7 +192,7 @@ def main(argv=None):
     src.add_argument("--source", help="your omni checkpoint folder (default: the embedded demo)")
     src.add_argument("--hf-repo", help="download the omni checkpoint's language-model shards from the Hub")
     p.add_argument("--pdf", help="your paper: a PDF file or a folder of PDFs (default: the demo paper); without "
-                   "--source the demo model learns it, a first look in minutes")
+                   "--source the demo model learns it: a first look before the 8B")
     p.add_argument("--golden", help="your paper's hand-written question/answer pairs (default: paper.golden.jsonl "
                    "beside paper.pdf, or golden.jsonl in the PDF folder; else none)")
     p.add_argument("--questions", help="your paper's evaluation questions (default: paper.questions.jsonl beside "

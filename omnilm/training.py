@@ -67,9 +67,10 @@ class ChatAnswers:
         self._rows, self.tokenizer, self.mask_prompt = rows, tokenizer, mask_prompt
 
     def process(self, row):
-        if "messages" not in row:
-            tokens = self.tokenizer.encode(row["text"])
-            return tokens + [self.tokenizer.eos_token_id] * (tokens[-1] != self.tokenizer.eos_token_id), 0
+        if "messages" not in row:  # mlx-lm's own rule for text rows (the end token appended)
+            from mlx_lm.tuner.datasets import TextDataset
+
+            return TextDataset([], self.tokenizer).process(row)
         return chat_tokens(self.tokenizer, row["messages"], self.mask_prompt)
 
     def __getitem__(self, i):
@@ -258,8 +259,8 @@ def choose_base_model(model_flag, data, init_adapter):
 
     if model_flag:
         return resolve(model_flag), "asked for (--model)"
-    if init_adapter is not None and base_model_of(init_adapter):
-        return base_model_of(init_adapter), f"the base {display(init_adapter)} was trained on"
+    if init_adapter is not None and (base := base_model_of(init_adapter)):
+        return base, f"the base {display(init_adapter)} was trained on"
     float_model = base_model_of(data)
     if float_model is None:
         raise UserError(f"{display(data)}/manifest.json names no model; pass --model")
