@@ -19,7 +19,7 @@ Base model by default: the model named in the data's manifest (the float text mo
 on CPU, where QLoRA is about 30x slower; its -4bit sibling (QLoRA) on a GPU.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
-from omnilm.config import make_parser, resolve_options
+from omnilm.config import make_parser, parse_options
 from omnilm.errors import run_main
 from omnilm.training import add_training_arguments, train_adapter
 
@@ -35,7 +35,7 @@ DEFAULTS = {
 def main():
     p = make_parser(__doc__)
     add_training_arguments(p, "cpt")
-    args = resolve_options(p.parse_args(), DEFAULTS, section="cpt")
+    args = parse_options(p, DEFAULTS, "cpt")
     train_adapter("cpt", args)
 
 

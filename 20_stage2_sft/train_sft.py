@@ -16,14 +16,16 @@ come from the init adapter, whose weights are the starting point; manifest.json
 names it under "continued_from".
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
-from omnilm.config import make_parser, resolve_options
+from omnilm.config import make_parser, parse_options
 from omnilm.errors import UserError, run_main
 from omnilm.training import add_training_arguments, train_adapter
 
 DEFAULTS = {
     "model": None, "data": None, "adapter_path": None, "init_adapter": None,
     "num_layers": None, "rank": None, "scale": None, "dropout": 0.0,  # LoRA shape: the init adapter's
-    "learning_rate": 1e-4, "batch_size": 4, "epochs": 6, "iters": None,
+    # 3 epochs: on the demo (seed 0, same CPT adapter) 6 gave trained 1.00 / heldout 0.00 / paraphrase 0.50 /
+    # control 0.80 and 3 gave 0.94 / 0.03 / 0.60 / 0.80, in half the time (935 s vs 1,695 s on 2 CPU cores)
+    "learning_rate": 1e-4, "batch_size": 4, "epochs": 3, "iters": None,
     "eval_every": None, "report_every": None, "patience": 2, "min_delta": 0.01,
     "max_seq_length": 1024, "seed": 0, "grad_checkpoint": False, "mask_prompt": True, "replay_distill": 32,
 }
@@ -40,7 +42,7 @@ def main():
                    help="replay rows (source=replay) learn the base model's top-K next-token probabilities "
                         "instead of its greedy answer, so general answers stay as sure as they were (default 32; "
                         "0 = plain cross-entropy)")
-    args = resolve_options(p.parse_args(), DEFAULTS, section="sft")
+    args = parse_options(p, DEFAULTS, "sft")
     if args.replay_distill < 0:
         raise UserError("--replay-distill must be >= 0")
     train_adapter("sft", args)

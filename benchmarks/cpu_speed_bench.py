@@ -24,7 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from omnilm.benchmark import BUILTIN_PASSAGE, machine_line, measure_in_subprocess  # noqa: E402
+from omnilm.benchmark import BUILTIN_PASSAGE, measure_in_subprocess  # noqa: E402
+from omnilm.benchmark_report import machine_line  # noqa: E402
 from omnilm.config import make_parser  # noqa: E402
 from omnilm.paths import demo_text_model, display, resolve, results_dir  # noqa: E402
 from omnilm.runtime import machine_summary  # noqa: E402

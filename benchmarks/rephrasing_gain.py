@@ -1,33 +1,41 @@
 """Held-out fact accuracy against the number of rephrasings per fact in the CPT text.
 
 Examples:
-  python benchmarks/rephrasing_gain.py                     # K = 0 1 3 5 on the demo (about 40 min on 2 CPU cores)
+  python benchmarks/rephrasing_gain.py                     # K = 0 1 3 5 on the demo (about 80 min on 2 CPU cores)
   python benchmarks/rephrasing_gain.py --k 0 5 --qa-args="--per-chunk 0"
 
 For each K the chain after stage 10 runs again in its own folders (data/cpt/<stem>-kK,
 adapters/<stem>-kK-cpt, -sft): prepare with --rephrasings K (the replay answers come
 from the cache), CPT, Q&A, SFT, all with the pipeline's defaults otherwise. Then one
-compare_stages run asks every SFT adapter the evaluation questions. K = 0 is the
-paper's text alone (plus the trained facts' Q&A, as in every run): a fact seen in
-one phrasing. Writes rephrasing_gain.csv, .md and .png (accuracy per question kind
-against K) and that run's eval.* in --output.
+compare_stages run asks every CPT and SFT adapter the evaluation questions: the
+paper's own (--questions), the held-out facts' questions stage 10 wrote (the split
+does not depend on K) and the controls. K = 0 is the paper's text alone (plus the
+trained facts' Q&A, as in every run): a fact seen in one phrasing. Writes
+rephrasing_gain.csv, .md and .png (accuracy per stage and question kind against K,
+and each K's training time) and that run's eval.* in --output.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
 import csv
 import json
 import shlex
+import time
 
 from omnilm.atomic import write_text_atomic
+from omnilm.benchmark_report import machine_line
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.evaluation import KINDS
-from omnilm.paths import adapters_dir, data_dir, demo_text_model, display, resolve, results_dir
+from omnilm.facts import HELDOUT_QUESTIONS_FILE
+from omnilm.paths import (CONTROL_QUESTIONS, DEMO_QUESTIONS, adapters_dir, data_dir, demo_text_model, display,
+                          optional_file, resolve, results_dir)
 from omnilm.pipeline import run_or_fail
+from omnilm.runtime import machine_summary
 
 
 def chain(k, pdf, model, stem, qa_args):
-    """Stages 10 and 20 for one K; returns the SFT adapter."""
+    """Stages 10 and 20 for one K; returns (stage 10's data, CPT adapter, SFT adapter, seconds)."""
+    started = time.perf_counter()
     cpt_data, sft_data = data_dir() / "cpt" / f"{stem}-k{k}", data_dir() / "sft" / f"{stem}-k{k}"
     cpt, sft = adapters_dir() / f"{stem}-k{k}-cpt", adapters_dir() / f"{stem}-k{k}-sft"
     run_or_fail("10_stage1_cpt/prepare_data.py", ["--pdf", pdf, "--model", model, "--output", cpt_data,
@@ -37,18 +45,21 @@ def chain(k, pdf, model, stem, qa_args):
                                                  "--force", *shlex.split(qa_args)])
     run_or_fail("20_stage2_sft/train_sft.py", ["--data", sft_data, "--init-adapter", cpt, "--model", model,
                                                "--adapter-path", sft, "--force"])
-    return sft
+    return cpt_data, cpt, sft, time.perf_counter() - started
 
 
-def write_outputs(summary, ks, out):
-    rows = [{"k": k, **{kind: summary[f"k{k}"].get(kind) for kind in KINDS}} for k in ks]
+def write_outputs(summary, ks, seconds, out, machine):
+    rows = [{"k": k, "stage": stage, **{kind: summary[f"k{k}-{stage}"].get(kind) for kind in KINDS},
+             "chain_seconds": round(seconds[k])} for k in ks for stage in ("cpt", "sft")]
     with open(out / "rephrasing_gain.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["k", *KINDS])
+        w = csv.DictWriter(f, fieldnames=["k", "stage", *KINDS, "chain_seconds"])
         w.writeheader()
         w.writerows(rows)
-    lines = ["# Accuracy of the fine-tuned model against rephrasings per fact (K) in CPT", "",
-             "| K | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 1) + "|"]
-    lines += [f"| {r['k']} | " + " | ".join("-" if r[kind] is None else f"{r[kind]:.2f}" for kind in KINDS) + " |"
+    lines = ["# Accuracy against rephrasings per fact (K) in the CPT text", "", f"Machine: {machine}", "",
+             "| K | stage | " + " | ".join(KINDS) + " | prepare+CPT+Q&A+SFT (s) |",
+             "|---" * (len(KINDS) + 3) + "|"]
+    lines += [f"| {r['k']} | {r['stage']} | " + " | ".join("-" if r[kind] is None else f"{r[kind]:.2f}"
+                                                            for kind in KINDS) + f" | {r['chain_seconds']} |"
               for r in rows]
     write_text_atomic(out / "rephrasing_gain.md", "\n".join(lines) + "\n")
 
@@ -59,13 +70,16 @@ def write_outputs(summary, ks, out):
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for kind in KINDS:
-        if any(r[kind] is not None for r in rows):
-            ax.plot(ks, [r[kind] for r in rows], marker="o", label=kind, linewidth=3 if kind == "heldout_fact" else 1)
+        for stage, style in (("sft", "-"), ("cpt", ":")):
+            mine = [r[kind] for r in rows if r["stage"] == stage]
+            if any(v is not None for v in mine):
+                ax.plot(ks, mine, style, marker="o", label=f"{stage} {kind}",
+                        linewidth=3 if kind == "heldout_fact" else 1)
     ax.set_xlabel("rephrasings per fact in the CPT text (K)")
     ax.set_ylabel("SFT accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xticks(ks)
-    ax.legend()
+    ax.legend(fontsize=7, ncol=2)
     ax.set_title("Held-out facts need rephrasings")
     fig.tight_layout()
     fig.savefig(out / "rephrasing_gain.png", dpi=110)
@@ -78,6 +92,8 @@ def main():
     p.add_argument("--pdf", help="the paper (default data/demo_paper.pdf)")
     p.add_argument("--model", help="text model (default models/demo-omni-Text)")
     p.add_argument("--qa-args", default="", help="more generate_qa.py flags, one quoted string after '='")
+    p.add_argument("--questions", help="the paper's own evaluation questions, or 'none' "
+                   "(default: the demo paper's 30_evaluation/questions.jsonl)")
     p.add_argument("--output", help="results folder (default results/rephrasing_gain)")
     args = p.parse_args()
     if len(set(args.k)) != len(args.k) or min(args.k) < 0:
@@ -88,11 +104,17 @@ def main():
         if not path.exists():
             raise UserError(f"{what} {display(path)} does not exist (run ./run_pipeline.sh first)")
     out = resolve(args.output) if args.output else results_dir() / "rephrasing_gain"
+    own = optional_file(args.questions if args.questions else str(DEMO_QUESTIONS))
     ks = sorted(args.k)
-    stages = [f"k{k}={model}+{chain(k, pdf, model, pdf.stem, args.qa_args)}" for k in ks]
-    run_or_fail("30_evaluation/compare_stages.py", ["--output", out, "--no-open-book", "--stages", *stages])
+    stages, seconds = [], {}
+    for k in ks:
+        cpt_data, cpt, sft, seconds[k] = chain(k, pdf, model, pdf.stem, args.qa_args)
+        stages += [f"k{k}-cpt={model}+{cpt}", f"k{k}-sft={model}+{sft}"]
+    questions = [*filter(None, [own]), cpt_data / HELDOUT_QUESTIONS_FILE, CONTROL_QUESTIONS]
+    run_or_fail("30_evaluation/compare_stages.py", ["--output", out, "--no-open-book", "--stages", *stages,
+                                                    "--questions", *questions])
     summary = json.loads((out / "eval.json").read_text())["metrics"]["summary"]
-    write_outputs(summary, ks, out)
+    write_outputs(summary, ks, seconds, out, machine_line(machine_summary()))
     print((out / "rephrasing_gain.md").read_text() + f"-> {display(out)}/rephrasing_gain.md, .csv, .png")
 
 

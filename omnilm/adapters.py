@@ -47,10 +47,14 @@ def require_finished_adapter(folder, what="adapter"):
 
 
 def read_adapter_config(folder):
+    path = Path(folder) / CONFIG
     try:
-        return json.loads((Path(folder) / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{display(Path(folder) / CONFIG)} cannot be read: {e}")
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{display(path)} cannot be read: {e}")
+    if not isinstance(config, dict):
+        raise UserError(f"{display(path)} is not an adapter config (a JSON object)")
+    return config
 
 
 def write_adapter_config(folder, num_layers, lora_parameters, **extra):

@@ -48,6 +48,24 @@ def replace_dir(src, final):
 
 
 @contextlib.contextmanager
+def staged_files(folder):
+    """Yield a temporary folder inside `folder` (a results folder other runs share); on
+    success each file written there replaces its namesake in `folder`, all of them
+    complete before the first is moved, so one run's files never mix with a failed
+    one's. On failure `folder` is left as it was."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".staged.tmp-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, folder / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def atomic_file(path):
     """Yield a temporary sibling path to write; on success it replaces `path` (a reader
     never sees half a file), on failure it is removed and `path` is left as it was.

@@ -6,7 +6,6 @@ child (measure) loads the model, warms up, times N repeats and computes the
 perplexity, and writes its figures as JSON for the parent to collect."""
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -14,16 +13,10 @@ import time
 from pathlib import Path
 
 from omnilm.errors import UserError
-from omnilm.paths import REPO_DIR, data_dir, display
+from omnilm.paths import REPO_DIR, data_dir, demo_text_model, display
 
 BUILTIN_PASSAGE = REPO_DIR / "01_quantize" / "benchmark_passage.txt"
-WARMUP_PROMPT_TOKENS, WARMUP_GENERATED = 16, 4
 PERPLEXITY_WINDOW = 512
-CSV_COLUMNS = ["model", "bits_per_weight", "size_mb", "load_s", "prompt_tps", "generation_tps", "peak_memory_gb",
-               "perplexity", "quantization", "scales_dtype", "load_s_min", "load_s_max", "prompt_tps_min",
-               "prompt_tps_max", "generation_tps_min", "generation_tps_max", "peak_rss_gb", "prompt_tokens",
-               "generated_tokens", "perplexity_tokens", "perplexity_method", "repeats", "path"]
-
 
 # ---------------------------------------------------------------- held-out text
 
@@ -70,6 +63,24 @@ def timed_generation(model, prompt_ids, max_tokens):
         first = first or last
         n += 1
     return len(prompt_ids) / (first - start), (n - 1) / (last - first) if n > 1 else 0.0
+
+
+def warm_then_time(run, repeats, on_run=None):
+    """[run() for each timed repeat], after one untimed run of the very same call.
+
+    The warm-up must have the timed shape (prompt length and generated tokens): on a
+    GPU a shape first met inside a timed repeat pays for kernel compilation there (on
+    an H200, prompt tok/s came out 2.0 in one repeat and 1,672 in the other when the
+    warm-up was 16 tokens and 4 generated)."""
+    run()
+    if on_run:
+        on_run()
+    results = []
+    for _ in range(repeats):
+        results.append(run())
+        if on_run:
+            on_run()
+    return results
 
 
 def for_perplexity(model, device):
@@ -156,14 +167,9 @@ def measure(model_dir, text, prompt_tokens, max_tokens, repeats, perplexity_toke
         loads.append(time.perf_counter() - started)
         progress.update()
     ids = token_ids(tokenizer, text, prompt_tokens)
-    timed_generation(model, ids[:WARMUP_PROMPT_TOKENS], WARMUP_GENERATED)
-    progress.update()
-    prompt_tps, generation_tps = [], []
-    for _ in range(repeats):
-        p, g = timed_generation(model, ids[:prompt_tokens], max_tokens)
-        prompt_tps.append(p)
-        generation_tps.append(g)
-        progress.update()
+    timings = warm_then_time(lambda: timed_generation(model, ids[:prompt_tokens], max_tokens), repeats,
+                             on_run=progress.update)
+    prompt_tps, generation_tps = [p for p, _ in timings], [g for _, g in timings]
     peak_memory = mx.get_peak_memory() / 1e9  # load + generation, before the perplexity pass
     peak_rss = peak_rss_bytes() / 1e9
     ppl, ppl_count, method = None, 0, None
@@ -205,98 +211,81 @@ def measure_in_subprocess(model_dir, text, prompt_tokens=128, max_tokens=64, rep
         return json.loads(out.read_text())
 
 
-def spread(values):
-    """(median, min, max) of repeated measurements."""
-    return statistics.median(values), min(values), max(values)
+# ---------------------------------------------------------------- the stage
+
+def default_models():
+    base = demo_text_model()
+    found = [m for m in (base, base.parent / f"{base.name}-8bit", base.parent / f"{base.name}-4bit") if m.exists()]
+    if not found:
+        raise UserError(f"no models to benchmark: {display(base)} does not exist (run 00_extract and "
+                        f"01_quantize/quantize.py first, or pass --models)")
+    return found
 
 
-def to_row(result):
-    """One CSV row: medians with min-max for every repeated figure."""
-    row = {k: result.get(k) for k in CSV_COLUMNS}
-    for key in ("load_s", "prompt_tps", "generation_tps"):
-        row[key], row[f"{key}_min"], row[f"{key}_max"] = (round(v, 3) for v in spread(result[key]))
-    for key in ("peak_memory_gb", "peak_rss_gb", "perplexity"):
-        row[key] = round(result[key], 3) if result[key] is not None else None
-    return row
+def positive(name, value, allow_zero=False):
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a whole number, got {value!r}")
+    if value < (0 if allow_zero else 1):
+        raise UserError(f"{name} must be {'0 or more' if allow_zero else 'at least 1'}, got {value}")
+    return value
 
 
-def write_csv(rows, path):
-    import csv
+def run_benchmark(args):
+    """Stage 01's benchmark for resolved options (models, output, repeats, text_file,
+    prompt_tokens, max_tokens, perplexity_tokens); returns the results folder."""
+    from omnilm.atomic import staged_dir
+    from omnilm.benchmark_report import machine_line, markdown, plot, to_row, write_csv
+    from omnilm.manifest import fingerprint, write_manifest
+    from omnilm.paths import resolve, results_dir
+    from omnilm.quantize import text_model_config
+    from omnilm.runtime import machine_summary
 
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    repeats = positive("--repeats", args.repeats)
+    prompt_tokens = positive("--prompt-tokens", args.prompt_tokens)
+    max_tokens = positive("--max-tokens", args.max_tokens)
+    ppl_tokens = positive("--perplexity-tokens", args.perplexity_tokens, allow_zero=True)
 
+    models = [resolve(m) for m in args.models] if args.models else default_models()
+    for m in models:  # every folder must load as a text model before any process starts
+        text_model_config(m)
+    text_file = resolve(args.text_file) if args.text_file else default_text_file()
+    text = read_text(text_file)
+    output = resolve(args.output) if args.output else results_dir() / "benchmark"
+    machine = machine_summary()
+    print(f"machine: {machine_line(machine)}")
+    print(f"held-out text: {display(text_file)}; {len(models)} model(s), one process each")
 
-def _change(fraction, up, down):
-    return f"{abs(fraction):.0%} {up if fraction >= 0 else down}"
+    results = []
+    for i, m in enumerate(models, 1):
+        print(f"[{i}/{len(models)}] {display(m)}", flush=True)
+        r = measure_in_subprocess(m, text, prompt_tokens, max_tokens, repeats, ppl_tokens)
+        results.append(r)
+        ppl = f", perplexity {r['perplexity']:.2f}" if r["perplexity"] else ""
+        print(f"  {r['bits_per_weight']:.2f} bits/weight, {r['size_mb']:.0f} MB, generation "
+              f"{sorted(r['generation_tps'])[len(r['generation_tps']) // 2]:.1f} tok/s, "
+              f"peak {r['peak_memory_gb']:.2f} GB{ppl}", flush=True)
+    rows = [to_row(r) for r in results]
+    table = markdown(rows, machine, display(text_file))
 
-
-def improvement(row, base):
-    """The seed's wording, relative to the first model: 44% smaller, 42% less memory, 58% faster."""
-    parts = [_change(1 - row["size_mb"] / base["size_mb"], "smaller", "larger"),
-             _change(1 - row["peak_memory_gb"] / base["peak_memory_gb"], "less memory", "more memory"),
-             _change(row["generation_tps"] / base["generation_tps"] - 1, "faster", "slower")]
-    if row["perplexity"] and base["perplexity"]:
-        parts.append(f"perplexity x{row['perplexity'] / base['perplexity']:.2f}")
-    return ", ".join(parts)
-
-
-def markdown(rows, machine, text_source):
-    first = rows[0]
-    fmt = lambda row, k, d: f"{row[k]:.{d}f} ({row[k + '_min']:.{d}f}-{row[k + '_max']:.{d}f})"  # noqa: E731
-    lines = [f"Machine: {machine_line(machine)}", "",
-             f"Prompt {first['prompt_tokens']} tokens, {first['generated_tokens']} generated tokens (greedy), "
-             f"{first['repeats']} repeats after a warm-up: median (min-max). Perplexity on "
-             f"{first['perplexity_tokens']} held-out tokens of {text_source}. Each model in its own process.", "",
-             f"| model | quantization | bits/weight | size (MB) | load (s) | prompt tok/s | generation tok/s | "
-             f"peak memory (GB) | perplexity | vs {first['model']} |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        ppl = f"{row['perplexity']:.2f}" if row["perplexity"] else "-"
-        vs = "baseline" if row is first else improvement(row, first)
-        lines.append(f"| {row['model']} | {row['quantization']} | {row['bits_per_weight']:.2f} | {row['size_mb']:.0f} | "
-                     f"{fmt(row, 'load_s', 2)} | {fmt(row, 'prompt_tps', 1)} | {fmt(row, 'generation_tps', 1)} | "
-                     f"{row['peak_memory_gb']:.2f} | {ppl} | {vs} |")
-    methods = {r["perplexity_method"] for r in rows if r["perplexity_method"]}
-    if methods:
-        lines += ["", "Perplexity computed with: " + "; ".join(sorted(methods)) + "."]
-    return "\n".join(lines) + "\n"
-
-
-def machine_line(machine):
-    return ", ".join(f"{k} {v}" for k, v in machine.items())
-
-
-def plot(rows, path, machine):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [r["model"] for r in rows]
-    panels = [("size on disk (MB)", "size_mb", False), ("peak memory (GB)", "peak_memory_gb", False),
-              ("generation tok/s", "generation_tps", True), ("perplexity (lower is better)", "perplexity", False)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8))
-    colors = plt.cm.tab10.colors
-    for ax, (title, key, ranged) in zip(axes, panels):
-        values = [r[key] or 0 for r in rows]
-        errors = None
-        if ranged:
-            errors = [[v - r[f"{key}_min"] for v, r in zip(values, rows)],
-                      [r[f"{key}_max"] - v for v, r in zip(values, rows)]]
-        ax.bar(range(len(rows)), values, yerr=errors, capsize=4, color=colors[:len(rows)])
-        ax.set_xticks(range(len(rows)), names, rotation=20, ha="right", fontsize=8)
-        ax.set_title(title, fontsize=10)
-        for i, v in enumerate(values):
-            top = errors[1][i] + v if errors else v  # above the error bar
-            ax.annotate(f"{v:.3g}", (i, top), ha="center", va="bottom", fontsize=8)
-    fig.suptitle(f"{machine.get('cpu', '')} / mlx {machine.get('mlx_device', '')} / {machine.get('blas', '')}",
-                 fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    first, last = rows[0], rows[-1]
+    metrics = {f"{r['model']} tok/s": r["generation_tps"] for r in rows}
+    metrics.update({f"{r['model']} perplexity": r["perplexity"] for r in rows})
+    if len(rows) > 1 and first["perplexity"] and last["perplexity"]:
+        metrics["perplexity ratio last/first"] = round(last["perplexity"] / first["perplexity"], 3)
+        metrics["peak memory ratio last/first"] = round(last["peak_memory_gb"] / first["peak_memory_gb"], 3)
+    with staged_dir(output, force=True, what="results folder") as tmp:  # results are always regenerated
+        write_csv(rows, tmp / "benchmark.csv")
+        (tmp / "benchmark.md").write_text(table)
+        (tmp / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        plot(rows, tmp / "benchmark.png", machine)
+        write_manifest(tmp, "benchmark", args, inputs={"text_file": fingerprint(text_file),
+                                                      **{f"model {display(m)}": fingerprint(m) for m in models}},
+                       metrics=metrics, machine=machine, models=[display(m) for m in models])
+    print("\n" + table)
+    print(f"written: {display(output)}/benchmark.csv, benchmark.md, benchmark.png, manifest.json")
+    return output
 
 
 if __name__ == "__main__":

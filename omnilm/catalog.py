@@ -102,9 +102,9 @@ def model_problem(folder):
     if not any((folder / f).exists() for f in TOKENIZER_FILES):
         return "no tokenizer files"
     try:
-        from mlx_lm.utils import _get_classes  # the lookup mlx-lm's own load does
+        from omnilm.mlx_lm_api import model_classes
 
-        _get_classes(config)
+        model_classes(config)
     except (KeyError, ValueError, ImportError):
         return f"model type {config.get('model_type')!r} is not supported by mlx-lm"
     return ""

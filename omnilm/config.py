@@ -34,6 +34,29 @@ def load_yaml(path):
     return data
 
 
+def parse_options(parser, defaults, section, argv=None):
+    """parse_args + resolve_options, with every default shown in --help (from `defaults`,
+    the one place it is written) and --print-config: print the resolved options as
+    YAML, under `section`, ready to save as a --config file, and exit."""
+    import sys
+
+    import yaml
+
+    for action in parser._actions:
+        value = defaults.get(action.dest)
+        if value is not None and action.help and "default" not in action.help:
+            shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            action.help += f" (default {str(shown).lower() if isinstance(value, bool) else shown})"
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the options as resolved (flags > --config > defaults) as YAML and exit")
+    args = resolve_options(parser.parse_args(argv), defaults, section=section)
+    if args.print_config:
+        resolved = {k: getattr(args, k) for k in defaults}
+        sys.stdout.write(yaml.safe_dump({section: resolved}, sort_keys=False))
+        raise SystemExit(0)
+    return args
+
+
 def resolve_options(args, defaults, section=None):
     """Fill every None in `args` from the YAML (if args.config) then from `defaults`."""
     from_yaml = {}

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from omnilm.errors import UserError
+from omnilm.paths import display, resolve, results_dir
 from omnilm.scoring import score_answer
 
 KINDS = ("trained", "heldout_fact", "paraphrase", "control")
@@ -287,3 +288,57 @@ def run_comparison(runs, output_dir, max_tokens=48, bar=None):
     write_markdown(rows, summary, output_dir / "eval.md")
     write_chart(summary, output_dir / "eval.png")
     return rows, summary, time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- the stage
+
+def check_stage(name, model, adapter):
+    if not (model / "config.json").exists():
+        raise UserError(f"stage {name}: model {display(model)} does not exist")
+    if adapter is not None and not (adapter / "adapters.safetensors").exists():
+        raise UserError(f"stage {name}: adapter {display(adapter)} does not exist (train it first)")
+
+
+def compare_stages(args):
+    """Stage 30 for resolved options (questions, stages, max_tokens, output, open_book):
+    every stage checked before any model loads; results replace their namesakes in the
+    output folder only once all are written. Returns the summary."""
+    import os
+
+    from omnilm.atomic import staged_files
+    from omnilm.manifest import fingerprint, write_manifest
+    from omnilm.progress import bar
+
+    files = [resolve(f) for f in ([args.questions] if isinstance(args.questions, str) else args.questions)]
+    questions = [q for f in files for q in load_questions(f)]
+    if args.stages:
+        stages = [(n, resolve(m), resolve(a) if a else None) for n, m, a in map(parse_stage, args.stages)]
+    else:
+        stages = default_stages()
+    for stage in stages:
+        check_stage(*stage)
+    if OPEN_BOOK in (name for name, _, _ in stages):
+        raise UserError(f"stage name {OPEN_BOOK} is kept for the open-book upper bound: choose another")
+    runs = plan_runs(stages, questions, args.open_book)
+    out = resolve(args.output) if args.output else results_dir()
+    with staged_files(out) as tmp:
+        with bar(total=sum(len(r[3]) for r in runs), desc="evaluating", unit="q") as progress:
+            rows, summary, seconds = run_comparison(runs, tmp, args.max_tokens, progress)
+        inputs = {f"questions:{f.name}": fingerprint(f) for f in files}
+        for name, model, adapter, _, _ in runs:
+            inputs[name] = {"model": fingerprint(model / "config.json"),
+                            "adapter": fingerprint(adapter / "adapters.safetensors") if adapter else None}
+        write_manifest(tmp, "evaluate", args, inputs=inputs, metrics={"summary": summary, "seconds": round(seconds, 1)},
+                       stages={n: {"model": display(m), "adapter": display(a) if a else None}
+                               for n, m, a, _, _ in runs})
+        os.replace(tmp / "manifest.json", tmp / "eval.json")
+    print(f"\nevaluation ({len(questions)} questions x {len(stages)} stages"
+          f"{' + open book' if len(runs) > len(stages) else ''}, {seconds:.0f}s) -> "
+          f"{display(out / 'eval.md')}, eval.csv, eval.png")
+    print(f"{'stage':10}" + "".join(f"{k:>14}" for k in KINDS) + f"{'answer NLL':>12}{'tok/s':>8}")
+    for name, s in summary.items():
+        print(f"{name:10}" + "".join(f"{s[k]:14.2f}" if k in s else f"{'-':>14}" for k in KINDS)
+              + f"{s['answer_nll']:12.3f}{s['generation_tps']:8.1f}")
+    if OPEN_BOOK in summary:
+        print(OPEN_BOOK_NOTE)
+    return summary

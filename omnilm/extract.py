@@ -261,3 +261,47 @@ def fetch_from_hub(repo_id, dest):
     for name in shards:
         get(name)
     return shards
+
+
+# ---------------------------------------------------------------- the stage
+
+def choose_dtype(requested):
+    if requested != "auto":
+        return requested, "asked for"
+    from omnilm.runtime import on_cpu
+
+    if on_cpu():
+        return "float32", "auto: mlx runs on CPU, where float32 uses BLAS and 16-bit matmuls are slow"
+    return "bfloat16", "auto: mlx runs on a GPU, where bfloat16 halves memory at full speed"
+
+
+def extract_stage(args):
+    """Stage 00 for resolved options (source, output, dtype, max_shard_gb, hf_repo,
+    force): the source checked before any output exists; returns the output folder."""
+    from omnilm.atomic import staged_dir
+    from omnilm.manifest import fingerprint, write_manifest
+    from omnilm.paths import display, models_dir, resolve
+    from omnilm.progress import byte_bar
+
+    if args.hf_repo:
+        source = resolve(args.source) if args.source else models_dir() / args.hf_repo.split("/")[-1]
+        print(f"fetching the language-model shards of {args.hf_repo} into {display(source)}")
+        fetch_from_hub(args.hf_repo, source)
+    else:
+        source = resolve(args.source) if args.source else models_dir() / "demo-omni"
+    if not source.exists():
+        hint = " (build the demo first: python 00_extract/make_demo_omni.py)" if source.name == "demo-omni" else ""
+        raise UserError(f"source {display(source)} does not exist{hint}")
+    text_config_of(load_config(source), source)  # refuse a non-omni source before any output exists
+    output = resolve(args.output) if args.output else source.parent / f"{source.name}-Text"
+    if output.resolve() == source.resolve():
+        raise UserError("--output must differ from --source")
+    dtype, why = choose_dtype(args.dtype)
+
+    with staged_dir(output, force=args.force, what="output") as tmp, byte_bar("extracting") as bar:
+        info = extract(source, tmp, dtype=dtype, max_shard_gb=args.max_shard_gb, bar=bar)
+        write_manifest(tmp, "extract", args, inputs={"source": fingerprint(source / "config.json")},
+                       metrics=info, dtype_reason=why, source=display(source))
+    print(f"text model: {display(output)} ({info['tensors']} tensors, {info['shards']} shard(s), "
+          f"{info['bytes'] / 1e6:.0f} MB, {info['dtype']}: {why})")
+    return output

@@ -17,7 +17,7 @@ from omnilm.errors import UserError
 from omnilm.facts import HELDOUT_QUESTIONS_FILE
 from omnilm.manifest import MANIFEST, sha256_file
 from omnilm.paths import (CONTROL_QUESTIONS, DEMO_GOLDEN, DEMO_QUESTIONS, REPO_DIR, adapters_dir, data_dir,
-                          display, models_dir, paper_inputs, results_dir)
+                          display, models_dir, optional_file, paper_inputs, results_dir)
 
 
 
@@ -36,12 +36,28 @@ def manifest_file(path):
     return path / MANIFEST if path.is_dir() or not path.suffix else path
 
 
+def manifest_digest(m):
+    """What a stage read, as a hash: a manifest without the pipeline's own bookkeeping
+    (pipeline_key, pipeline_seconds), so an input redone with the same result, only
+    faster or slower, does not make the stages after it run again."""
+    if not m.exists():
+        return "absent"
+    if m.suffix != ".json":  # a PDF, a question list: its bytes
+        return sha256_file(m)
+    try:
+        data = json.loads(m.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return sha256_file(m)
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if not k.startswith("pipeline_")}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def stage_key(stage):
     h = hashlib.sha256(json.dumps([stage.script, [str(a) for a in stage.args]]).encode())
     for path in stage.reads:
-        m = manifest_file(path)
         h.update(str(path).encode())
-        h.update(sha256_file(m).encode() if m.exists() else b"absent")
+        h.update(manifest_digest(manifest_file(path)).encode())
     return h.hexdigest()[:16]
 
 
@@ -122,8 +138,9 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
     if demo_paper:
         golden, questions = DEMO_GOLDEN, DEMO_QUESTIONS
     else:
-        beside = paper_inputs(pdf)
-        golden, questions = golden or beside[0], questions or beside[1]
+        beside = paper_inputs(pdf)  # a file given, else the one beside the paper; "none" says there is none
+        golden, questions = (None if optional_file(given or found) is None else given or found
+                             for given, found in zip((golden, questions), beside))
     golden_arg, questions_arg = golden or "none", questions or "none"
     stem = pdf.stem if pdf.is_file() or not pdf.exists() else pdf.name
     cpt_data, sft_data = data_dir() / "cpt" / stem, data_dir() / "sft" / stem
@@ -194,9 +211,9 @@ def main(argv=None):
     p.add_argument("--pdf", help="your paper: a PDF file or a folder of PDFs (default: the demo paper); without "
                    "--source the demo model learns it: a first look before the 8B")
     p.add_argument("--golden", help="your paper's hand-written question/answer pairs (default: paper.golden.jsonl "
-                   "beside paper.pdf, or golden.jsonl in the PDF folder; else none)")
+                   "beside paper.pdf, or golden.jsonl in the PDF folder; else none; 'none' to use none of them)")
     p.add_argument("--questions", help="your paper's evaluation questions (default: paper.questions.jsonl beside "
-                   "paper.pdf, or questions.jsonl in the PDF folder; else the held-out facts' questions only)")
+                   "paper.pdf, or questions.jsonl in the PDF folder; else, or with 'none', the held-out facts' questions only)")
     p.add_argument("--config", help="YAML file setting every stage's options (see configs/)")
     p.add_argument("--from", dest="start_from", help="rerun from this stage on (names: see --list)")
     p.add_argument("--force", action="store_true", help="rerun every stage")
@@ -208,12 +225,14 @@ def main(argv=None):
     pdf = resolve(args.pdf) if args.pdf else None
     if source is not None and pdf is None:
         raise UserError("a real run needs --pdf too (your paper); with neither --source nor --pdf it runs the demo")
-    inputs = {name: resolve(getattr(args, name)) if getattr(args, name) else None for name in ("golden", "questions")}
-    for name, path in inputs.items():
-        if path is not None and pdf is None:
+    inputs = {name: getattr(args, name) for name in ("golden", "questions")}
+    for name, given in inputs.items():
+        if given is not None and pdf is None:
             raise UserError(f"--{name} belongs to your paper: give --pdf too (the demo paper has its own)")
-        if path is not None and not path.is_file():
-            raise UserError(f"--{name} {getattr(args, name)} does not exist")
+        if given is not None and given.lower() != "none":
+            inputs[name] = resolve(given)
+            if not inputs[name].is_file():
+                raise UserError(f"--{name} {given} does not exist")
     config = str(resolve(args.config)) if args.config else None
     if config and not Path(config).is_file():
         raise UserError(f"--config {args.config} does not exist")

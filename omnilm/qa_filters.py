@@ -2,6 +2,7 @@
 
 Every check returns None (keep) or the reason it drops a pair; the reasons are the
 keys counted in the SFT data manifest."""
+import functools
 import re
 import unicodedata
 
@@ -186,6 +187,7 @@ def filter_pair(question, answer, source, min_overlap=0.8):
 QUESTION_WORDS = {"what", "how", "why", "who", "whom", "whose", "where", "when", "which", "many", "much"}
 
 
+@functools.lru_cache(maxsize=65536)  # each question is compared with every kept one: compute its key once
 def question_key(question):
     """What a question asks, as a set: its content words plus its question words
     ('What is ATD?' and 'What is the ATD?' share a key; '... GRR ...' does not)."""

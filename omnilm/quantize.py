@@ -152,3 +152,72 @@ def float32_scales_on_cpu(model, device=None):
     if count:
         model.update(tree_map(lambda v: v.astype(mx.float32) if v.dtype in half else v, params))
     return count
+
+
+def bits_list(value):
+    """--bits from the command line (a list) or YAML (an int or a list), checked."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    try:
+        values = [int(v) for v in values]
+    except (TypeError, ValueError):
+        raise UserError(f"bits must be numbers among {SUPPORTED_BITS}, got {value!r}")
+    bad = [v for v in values if v not in SUPPORTED_BITS]
+    if bad or not values:
+        raise UserError(f"bits {bad or value} not supported (choose among {', '.join(map(str, SUPPORTED_BITS))})")
+    return list(dict.fromkeys(values))
+
+
+def quantize_models(args):
+    """Stage 01 for resolved options (model, bits, group_size, output, dtype, force):
+    every input checked before anything is written; returns {bits: output folder}."""
+    import time
+
+    from omnilm.atomic import staged_dir
+    from omnilm.manifest import fingerprint, read_manifest, write_manifest
+    from omnilm.paths import demo_text_model, resolve
+    from omnilm.runtime import device_name
+
+    bits = bits_list(args.bits)
+    if int(args.group_size) not in SUPPORTED_GROUP_SIZES:
+        raise UserError(f"group size {args.group_size} not supported (choose among "
+                        f"{', '.join(map(str, SUPPORTED_GROUP_SIZES))})")
+    if args.dtype not in ("auto", *SCALES_DTYPES):
+        raise UserError(f"dtype {args.dtype!r} not supported (auto, {', '.join(SCALES_DTYPES)})")
+
+    model = resolve(args.model) if args.model else demo_text_model()
+    if not model.exists() and not args.model:
+        raise UserError(f"model {display(model)} does not exist (build the demo first: python "
+                        f"00_extract/make_demo_omni.py && python 00_extract/extract_text_backbone.py)")
+    config = text_model_config(model)
+    args.model = display(model)  # the manifest names what was actually read
+    refuse_quantized(model, config)
+    if args.output and len(bits) > 1:
+        raise UserError("--output names one folder; with several --bits leave it out (outputs: <model>-<bits>bit)")
+    outputs = {b: resolve(args.output) if args.output else output_for(model, b) for b in bits}
+    for out in outputs.values():  # refuse before writing anything
+        if out.resolve() == model.resolve():
+            raise UserError("--output must differ from --model")
+        if out.exists() and not args.force:
+            raise UserError(f"output {display(out)} already exists; pass --force to replace it")
+
+    dtype, why = choose_scales_dtype(args.dtype, device_name(), weight_dtype(model, config))
+    source = weights_summary(model, config)
+    print(f"source: {display(model)} ({source['size_mb']:.0f} MB, {source['bits_per_weight']:.1f} bits/weight)")
+    print(f"scales dtype: {dtype} ({why})")
+    inherited = read_manifest(model)
+    for b, out in outputs.items():
+        started = time.perf_counter()
+        with staged_dir(out, force=args.force, what="output") as tmp:
+            tmp.rmdir()  # mlx-lm's convert insists on creating the folder itself
+            quantize(model, tmp, b, int(args.group_size), dtype)
+            info = weights_summary(tmp)
+            seconds = round(time.perf_counter() - started, 1)
+            write_manifest(tmp, "quantize", args, inputs={"source": fingerprint(model)},
+                           metrics={"bits": b, "group_size": int(args.group_size), "scales_dtype": dtype,
+                                    **info, "seconds": seconds, "smaller_than_source": round(
+                                        source["size_bytes"] / info["size_bytes"], 2)},
+                           scales_dtype_reason=why, source=display(model), device=device_name(),
+                           source_stage=inherited.get("stage"))
+        print(f"{b}-bit: {display(out)} ({info['size_mb']:.0f} MB, {info['bits_per_weight']:.2f} bits/weight, "
+              f"{source['size_bytes'] / info['size_bytes']:.1f}x smaller, {seconds:.0f}s)")
+    return outputs

@@ -10,7 +10,7 @@ from collections import Counter
 from omnilm.errors import UserError
 from omnilm.jsonl import read_jsonl
 from omnilm.paths import display
-from omnilm.facts import leaked_fact
+from omnilm.fact_training import HeldoutFacts
 from omnilm.qa_filters import filter_pair, find_near_duplicate, normalize_text, question_key
 from omnilm.qa_mining import context_variants, plain_variant
 
@@ -63,10 +63,10 @@ def build_pairs(golden, candidates, chunk_texts, heldout, context, min_overlap=0
     """(kept, dropped): every candidate filtered, kept ones expanded into context
     variants, then held-out and near-duplicate checks in priority order. A pair
     that states one of `heldout_facts` is dropped: no training row may teach it."""
-    kept, dropped = [], []
+    kept, dropped, heldout_index = [], [], HeldoutFacts(heldout_facts)
 
     def admit(pair):
-        leaked = leaked_fact(pair["question"], pair["answer"], heldout_facts)
+        leaked = heldout_index.leaked(pair["question"], pair["answer"])
         if leaked:
             dropped.append(dict(pair, reason="heldout_fact", similar_to=leaked["id"]))
             return

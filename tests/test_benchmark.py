@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from omnilm.benchmark import BUILTIN_PASSAGE, default_text_file, for_perplexity, improvement, perplexity, read_text
+from omnilm.benchmark import BUILTIN_PASSAGE, default_text_file, for_perplexity, perplexity, read_text, warm_then_time
+from omnilm.benchmark_report import improvement, markdown, to_row
 from omnilm.errors import UserError
 from omnilm.quantize import quantize
 
@@ -116,3 +117,33 @@ def test_benchmark_refuses_an_omni_folder_before_measuring(demo_omni_model, tiny
                            "--output", str(tmp_path / "bench")], capture_output=True, text=True)
     assert done.returncode == 2 and "omni/VLM" in done.stderr and "Traceback" not in done.stderr
     assert "[1/" not in done.stdout and not (tmp_path / "bench").exists()
+
+
+def test_the_warm_up_is_the_timed_call_itself_and_is_not_counted():
+    shapes = []
+
+    def run():  # what a timed generation would see: its prompt length and token count
+        shapes.append((64, 32))
+        return len(shapes)
+
+    assert warm_then_time(run, 3) == [2, 3, 4]  # the first call (the warm-up) is dropped
+    assert shapes == [(64, 32)] * 4
+
+
+def _result(name, prompt_tps, generation_tps):
+    return {"model": name, "path": name, "quantization": "none", "bits_per_weight": 32.0, "size_mb": 100.0,
+            "load_s": [1.0, 1.1, 1.2], "prompt_tps": prompt_tps, "generation_tps": generation_tps,
+            "peak_memory_gb": 1.0, "peak_rss_gb": 1.5, "perplexity": None, "perplexity_tokens": 0,
+            "perplexity_method": None, "prompt_tokens": 64, "generated_tokens": 32, "repeats": 3}
+
+
+def test_a_figure_whose_repeats_differ_more_than_2x_is_flagged_not_given_a_median():
+    steady = to_row(_result("float", [100.0, 110.0, 120.0], [20.0, 21.0, 22.0]))
+    shaky = to_row(_result("gpu-4bit", [2.0, 837.0, 1672.0], [30.0, 31.0, 32.0]))
+    table = markdown([steady, shaky], {"cpu": "test"}, "a passage")
+    float_line, shaky_line = (next(line for line in table.splitlines() if line.startswith(f"| {m} |"))
+                              for m in ("float", "gpu-4bit"))
+    assert "110.0 (100.0-120.0)" in float_line and "unsteady" not in float_line
+    assert "**unsteady** 2.0-1672.0" in shaky_line and "837" not in shaky_line
+    assert "31.0 (30.0-32.0)" in shaky_line  # only the unsteady figure loses its median
+    assert "gpu-4bit prompt_tps differ by more than 2x" in table

@@ -1,5 +1,7 @@
 """The example configs: every section names a pipeline stage, every option one that stage has."""
-import runpy
+import functools
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,13 +15,26 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 
+def run_script(script, *args):
+    return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], capture_output=True, text=True)
+
+
+@functools.lru_cache(maxsize=None)
+def stage_defaults(script):
+    """{option: default} of a stage script, as its --print-config prints them."""
+    printed = run_script(script, "--print-config")
+    assert printed.returncode == 0, printed.stderr
+    (_, options), = yaml.safe_load(printed.stdout).items()
+    return options
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_option_belongs_to_its_stage(path, project_root):
     data = yaml.safe_load(path.read_text())
-    scripts = {s.name: REPO / s.script for s in demo_plan(config=str(path))}
+    scripts = {s.name: s.script for s in demo_plan(config=str(path))}
     assert set(data) <= set(scripts), f"sections that are no stage: {set(data) - set(scripts)}"
     for section, options in data.items():
-        defaults = runpy.run_path(str(scripts[section]), run_name="config_check")["DEFAULTS"]
+        defaults = stage_defaults(scripts[section])
         unknown = {k.replace("-", "_") for k in options} - set(defaults)
         assert not unknown, f"{path.name} [{section}]: unknown options {unknown}"
 
@@ -57,3 +72,39 @@ def test_yaml_values_take_their_options_type(tmp_path):
         with pytest.raises(UserError, match=message) as e:
             resolve(f"cpt:\n  {text}\n")
         assert str(cfg) in str(e.value) and "\n" not in str(e.value)
+
+
+STAGE_SCRIPTS = sorted({s.script for s in demo_plan() if "parse_options(" in (REPO / s.script).read_text()})
+
+
+def test_every_stage_with_options_resolves_them_one_way():
+    assert len(STAGE_SCRIPTS) >= 8  # extract, quantize, benchmark, prepare, cpt, qa, sft, eval
+
+
+@pytest.mark.parametrize("script", STAGE_SCRIPTS)
+def test_help_shows_every_default_and_print_config_round_trips(script, tmp_path, project_root):
+    shown = run_script(script, "--help")
+    assert shown.returncode == 0, shown.stderr
+    entries = {}  # flag -> its help text, from the options list (one entry per "  --flag" line and its wraps)
+    for line in shown.stdout.split("options:", 1)[1].splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            entries[flag] = line
+        elif entries:
+            entries[flag] += " " + line.strip()
+    defaults = stage_defaults(script)
+    checked = 0
+    for key, value in defaults.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or flag not in entries:  # decided at run time, or set through another flag
+            continue
+        assert "default" in entries[flag], f"{script} --help gives no default for {flag}"
+        checked += 1
+    assert checked >= 2
+    section = next(s.name for s in demo_plan() if s.script == script)
+    changed = {**defaults, **({"seed": 7} if "seed" in defaults else {})}  # printed YAML is a valid --config
+    saved = tmp_path / "resolved.yaml"
+    saved.write_text(yaml.safe_dump({section: changed}))
+    again = run_script(script, "--config", saved, "--print-config")
+    assert again.returncode == 0, again.stderr
+    assert yaml.safe_load(again.stdout) == {section: changed}

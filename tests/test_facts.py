@@ -5,9 +5,9 @@ import json
 import pytest
 
 from omnilm.chunking import split_sentences
-from omnilm.facts import (cpt_texts, extract_facts, fact_inventory, fact_pairs, has_answer, leaked_fact,
-                          model_rephrasings,
-                          parameter_count, rephrasings, split_heldout, states_fact, ungrounded, ungrounded_rephrasing)
+from omnilm.fact_training import (HeldoutFacts, cpt_texts, fact_inventory, fact_pairs, leaked_fact, model_rephrasings,
+                                  parameter_count, rephrasings, split_heldout, states_fact, ungrounded_rephrasing)
+from omnilm.facts import extract_facts, has_answer, ungrounded
 from omnilm.paths import REPO_DIR
 from omnilm.pdf_text import clean_pages, extract_pages
 from omnilm.pdf_writer import render_paper
@@ -77,6 +77,23 @@ def test_held_out_split_spares_golden_facts_and_holds_whole_sentences(demo):
     assert [f["heldout"] for f in again] == [f["heldout"] for f in facts]  # seeded: the same split every run
     assert [f["heldout"] for f in split_heldout([dict(f) for f in facts], 0.35, 1, golden)] != \
         [f["heldout"] for f in facts]
+
+
+def test_the_held_out_index_finds_exactly_what_checking_every_fact_finds(demo):
+    """HeldoutFacts skips the facts whose answer is not in a pair's text; it must
+    never skip one that the full check would have found."""
+    facts, _ = demo
+    held = [f for f in facts if f["heldout"]]
+    index = HeldoutFacts(held)
+    pairs = [p for f in facts for p in fact_pairs(f, 3)] + [{"question": "What else?", "answer": f["statement"]}
+                                                           for f in facts]
+    found = 0
+    for p in pairs:
+        text = f"{p['question']} {p['answer']}"
+        expected = next((f for f in held if states_fact(text, f)), None)
+        assert index.leaked(p["question"], p["answer"]) is expected
+        found += expected is not None
+    assert found >= len(held)  # every held-out statement is caught, so the check was exercised
 
 
 def test_no_sft_row_teaches_a_held_out_fact(demo):

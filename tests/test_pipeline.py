@@ -58,8 +58,9 @@ def test_changed_option_reruns_the_stage_and_what_reads_it(chain):
     make, runs = chain
     run_stages(make(), log=_quiet)
     done = run_stages(make(option="y"), log=_quiet)
-    assert [what for _, what, _ in done] == ["ran"] * 3
-    assert runs() == ["a", "b", "c"] * 2
+    # a's output changed, so b (which reads it) runs again; b wrote what it wrote before, so c is left alone
+    assert [what for _, what, _ in done] == ["ran", "ran", "skipped"]
+    assert runs() == ["a", "b", "c", "a", "b"]
 
 
 def test_from_and_force(chain):
@@ -93,6 +94,18 @@ def test_a_manifest_without_the_key_is_not_taken_as_done(chain, tmp_path):
     done = run_stages(make(), log=_quiet)
     # b ran again and wrote the same manifest, so c (keyed on b's manifest) stays up to date
     assert [what for _, what, _ in done] == ["skipped", "ran", "skipped"]
+
+
+def test_a_stage_redone_at_another_speed_leaves_the_next_one_up_to_date(chain, tmp_path):
+    """The stages after an input key on what it holds, not on how long it took."""
+    make, runs = chain
+    run_stages(make(), log=_quiet)
+    m = tmp_path / "b" / "manifest.json"
+    data = json.loads(m.read_text())
+    m.write_text(json.dumps({**data, "pipeline_seconds": data["pipeline_seconds"] + 12.3}))
+    assert [what for _, what, _ in run_stages(make(), log=_quiet)] == ["skipped"] * 3
+    m.write_text(json.dumps({**data, "args": ["something else"]}))  # what b holds changed: c is redone
+    assert [what for _, what, _ in run_stages(make(), log=_quiet)] == ["skipped", "skipped", "ran"]
 
 
 def test_demo_plan_chains_each_stage_to_the_previous_outputs(project_root):
@@ -167,6 +180,9 @@ def test_a_paper_of_your_own_never_gets_the_demo_papers_pairs_or_questions(proje
     stages = demo_plan(None, paper)
     assert args_of(stages, "qa")[args_of(stages, "qa").index("--golden") + 1] == str(golden)
     assert str(questions) in args_of(stages, "eval") and str(golden) in args_of(stages, "prepare")
+    stages = demo_plan(None, paper, golden="none", questions="NONE")  # said outright: the files beside are not used
+    assert str(golden) not in args_of(stages, "prepare") + args_of(stages, "qa")
+    assert str(questions) not in args_of(stages, "eval") + args_of(stages, "qa")
 
     demo = demo_plan()
     assert str(DEMO_GOLDEN) in args_of(demo, "qa") and str(DEMO_QUESTIONS) in args_of(demo, "eval")

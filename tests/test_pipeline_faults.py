@@ -106,3 +106,24 @@ def test_a_manifest_write_that_fails_leaves_the_old_manifest_whole(tmp_path, mon
     monkeypatch.undo()
     assert read_manifest(tmp_path)["metrics"] == {"train": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+
+
+def test_staged_results_replace_their_namesakes_only_when_the_run_succeeds(tmp_path):
+    """compare_stages writes into a shared results folder through staged_files: a run
+    that fails half way changes nothing there, one that succeeds replaces its own files
+    and leaves the others (REPORT.md, benchmark/) alone."""
+    from omnilm.atomic import staged_files
+
+    (tmp_path / "eval.md").write_text("old eval")
+    (tmp_path / "REPORT.md").write_text("report")
+    with pytest.raises(RuntimeError):
+        with staged_files(tmp_path) as tmp:
+            (tmp / "eval.md").write_text("half")
+            raise RuntimeError("killed while scoring")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["REPORT.md", "eval.md"]
+    assert (tmp_path / "eval.md").read_text() == "old eval"
+    with staged_files(tmp_path) as tmp:
+        (tmp / "eval.md").write_text("new eval")
+        (tmp / "eval.csv").write_text("a,b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["REPORT.md", "eval.csv", "eval.md"]
+    assert (tmp_path / "eval.md").read_text() == "new eval" and (tmp_path / "REPORT.md").read_text() == "report"

@@ -1,25 +1,24 @@
 """Stage 01 quantization: the scales' dtype choice, the figures, the refusals, the real convert."""
 import json
-import runpy
 import subprocess
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 import pytest
 
-from omnilm.quantize import choose_scales_dtype, weight_dtype, weights_summary
+from omnilm.errors import UserError
+from omnilm.quantize import choose_scales_dtype, quantize_models, weight_dtype, weights_summary
 from omnilm.safetensors_io import read_header
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "01_quantize" / "quantize.py"
 
 
-def run_script(monkeypatch, *args):
-    """The script in this process (fast), as a user runs it: returns its exit code."""
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *map(str, args)])
-    with pytest.raises(SystemExit) as exit_:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
-    return exit_.value.code
+def options(model, bits, output, **more):
+    """Stage 01's options as its script resolves them (the defaults, then these)."""
+    return Namespace(**{"model": str(model), "bits": bits, "group_size": 64, "output": str(output) if output else None,
+                        "dtype": "auto", "force": False, "config": None, **more})
 
 
 def scales_dtypes(folder):
@@ -73,19 +72,18 @@ def test_quantize_8_and_4_bits_in_one_call(tiny_model, tmp_path):
         assert f"{bits}-bit: {out}" in done.stdout
 
 
-def test_bfloat16_scales_on_request(tiny_model, tmp_path, monkeypatch):
+def test_bfloat16_scales_on_request(tiny_model, tmp_path):
     out = tmp_path / "q4-bf16"
-    assert run_script(monkeypatch, "--model", tiny_model, "--bits", "4", "--dtype", "bfloat16", "--output", out) == 0
+    quantize_models(options(tiny_model, [4], out, dtype="bfloat16"))
     assert scales_dtypes(out) == {"BF16"}
     assert json.loads((out / "manifest.json").read_text())["scales_dtype_reason"] == "asked for"
 
 
 @pytest.mark.parametrize("case", ["omni", "quantized", "missing", "no-weights", "bad-bits", "output-and-two-bits"])
-def test_refusals_are_one_sentence_and_write_nothing(case, tiny_model, demo_omni_model, tmp_path, monkeypatch, capsys):
-    args = {"omni": ["--model", demo_omni_model, "--bits", "4", "--output", tmp_path / "out"],
-            "missing": ["--model", tmp_path / "nowhere", "--output", tmp_path / "out", "--bits", "4"],
-            "bad-bits": ["--model", tiny_model, "--bits", "7", "--output", tmp_path / "out"],
-            "output-and-two-bits": ["--model", tiny_model, "--bits", "8", "4", "--output", tmp_path / "out"]}
+def test_refusals_are_one_sentence_and_write_nothing(case, tiny_model, demo_omni_model, tmp_path):
+    out = tmp_path / "out"
+    args = {"omni": options(demo_omni_model, [4], out), "missing": options(tmp_path / "nowhere", [4], out),
+            "bad-bits": options(tiny_model, [7], out), "output-and-two-bits": options(tiny_model, [8, 4], out)}
     words = {"omni": "omni/VLM", "quantized": "already quantized", "missing": "does not exist",
              "no-weights": "no .safetensors", "bad-bits": "not supported", "output-and-two-bits": "several --bits"}
     if case == "quantized":
@@ -94,27 +92,27 @@ def test_refusals_are_one_sentence_and_write_nothing(case, tiny_model, demo_omni
         (quantized / "config.json").write_text(json.dumps({"model_type": "llama",
                                                            "quantization": {"bits": 4, "group_size": 64}}))
         (quantized / "model.safetensors").write_bytes(b"")
-        args[case] = ["--model", quantized, "--bits", "4", "--output", tmp_path / "out"]
+        args[case] = options(quantized, [4], out)
     if case == "no-weights":
         empty = tmp_path / "empty"
         empty.mkdir()
         (empty / "config.json").write_text(json.dumps({"model_type": "llama"}))
-        args[case] = ["--model", empty, "--bits", "4", "--output", tmp_path / "out"]
-    assert run_script(monkeypatch, *args[case]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and words[case] in err and "\n" not in err
+        args[case] = options(empty, [4], out)
+    with pytest.raises(UserError) as refused:
+        quantize_models(args[case])
+    assert words[case] in str(refused.value) and "\n" not in str(refused.value)
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.tmp-*"))
 
 
-def test_existing_output_needs_force(tiny_model, tmp_path, monkeypatch, capsys):
+def test_existing_output_needs_force(tiny_model, tmp_path):
     out = tmp_path / "q8"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert run_script(monkeypatch, "--model", tiny_model, "--bits", "8", "--output", out) == 2
-    assert "--force" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--force"):
+        quantize_models(options(tiny_model, [8], out))
     assert (out / "keep.txt").read_text() == "mine"
-    assert run_script(monkeypatch, "--model", tiny_model, "--bits", "8", "--output", out, "--force") == 0
+    quantize_models(options(tiny_model, [8], out, force=True))
     assert not (out / "keep.txt").exists() and (out / "manifest.json").exists()
 
 

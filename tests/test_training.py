@@ -365,3 +365,17 @@ def make_other_model(tiny_model, folder):
     for f in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copyfile(tiny_model / f, folder / f)
     return folder
+
+
+@pytest.mark.parametrize("text", ["{", "[1, 2]", "\udcff"])
+def test_an_init_adapter_with_a_broken_config_is_refused_in_one_line(tmp_path, text):
+    from argparse import Namespace
+
+    from omnilm.errors import UserError
+    from omnilm.training.run import lora_shape
+
+    (tmp_path / "adapter_config.json").write_text(text, errors="surrogateescape")
+    shape = Namespace(num_layers=None, rank=None, scale=None, dropout=None)
+    with pytest.raises(UserError) as refused:
+        lora_shape(shape, tmp_path, 30)
+    assert "adapter_config.json" in str(refused.value) and "\n" not in str(refused.value)

@@ -1,0 +1,161 @@
+"""Where SFT's time goes: the replay teacher, forward, backward + update, validation,
+and the padding in each batch, over one epoch of the real data and model.
+
+Examples:
+  python benchmarks/sft_step_profile.py               # demo: data/sft/demo_paper on adapters/demo_paper-cpt
+  python benchmarks/sft_step_profile.py --data data/sft/paper --init-adapter adapters/paper-cpt --steps 20
+
+Sets the model up as train_sft.py does (base, teacher for the replay rows before
+LoRA, the CPT adapter's LoRA) and walks one epoch of its batches in the trainer's
+order. Every batch is timed twice: the loss alone (forward) and a full optimizer
+step (forward, backward, Adam update); backward + update is their difference. A
+validation pass (every row once, and once more per group as the callback does) is
+timed as well, and the run's total is projected from the planned epochs and
+validations. Writes sft_step_profile.csv (one line per batch) and .md (the
+breakdown) to --output.
+"""
+import omnilm  # noqa: F401  (fast BLAS before mlx)
+
+import csv
+import statistics
+import time
+from argparse import Namespace
+
+from omnilm.atomic import write_text_atomic
+from omnilm.benchmark_report import machine_line
+from omnilm.config import make_parser
+from omnilm.errors import run_main
+from omnilm.paths import display, resolve, results_dir
+from omnilm.runtime import machine_summary
+
+
+def timed(fn):
+    import mlx.core as mx
+
+    start = time.perf_counter()
+    out = fn()
+    mx.eval(out)
+    return time.perf_counter() - start
+
+
+def profile(args):
+    import mlx.core as mx
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+    from mlx_lm.tuner.trainer import default_loss, evaluate
+
+    from omnilm.chat import load_model
+    from omnilm.training import (distill_loss, epoch_batches, every_row_batches, load_split, replay_teacher,
+                                 validation_groups, with_teacher)
+    from omnilm.training.run import attach_lora, choose_base_model, default_paths, lora_shape
+
+    shape = Namespace(data=args.data, adapter_path=None, init_adapter=args.init_adapter, num_layers=None, rank=None,
+                      scale=None, dropout=None)
+    data, _, init = default_paths("sft", shape)
+    model_dir, _ = choose_base_model(args.model, data, init)
+    model, tokenizer = load_model(model_dir)
+    mx.random.seed(0)
+    model.freeze()
+    train = load_split(data / "train.jsonl", tokenizer, True)
+    valid = load_split(data / "valid.jsonl", tokenizer, True)
+    teacher_s = time.perf_counter()
+    teacher = replay_teacher(model, train, args.replay_distill) if args.replay_distill else None
+    teacher_s = time.perf_counter() - teacher_s
+    num_layers, lora = lora_shape(shape, init, len(model.layers))
+    attach_lora(model, num_layers, lora, init, model_dir)
+    loss = distill_loss if teacher else default_loss
+    optimizer = optim.Adam(learning_rate=1e-4)
+    value_and_grad = nn.value_and_grad(model, loss)
+
+    def step(batch):
+        (value, _), grads = value_and_grad(model, *batch)
+        optimizer.update(model, grads)
+        return value, model.parameters(), optimizer.state
+
+    extend = (lambda b, n: with_teacher(b, n, teacher, args.replay_distill)) if teacher else None
+    batches = epoch_batches(0, extend=extend)(train, args.batch_size, args.max_seq_length, loop=True)
+    steps = args.steps or len(train) // args.batch_size
+    rows = []
+    for n in range(steps):
+        batch = next(batches)
+        tokens, lengths = batch[0], batch[1]
+        forward_s = timed(lambda: loss(model, *batch)[0])
+        step_s = timed(lambda: step(batch))
+        rows.append({"step": n + 1, "rows": tokens.shape[0], "padded_length": tokens.shape[1],
+                     "padded_tokens": tokens.size,
+                     "real_tokens": int(lengths[:, 1].sum().item()) + tokens.shape[0],
+                     "loss_tokens": int((lengths[:, 1] - lengths[:, 0] + 1).sum().item()),
+                     "forward_s": round(forward_s, 3), "step_s": round(step_s, 3)})
+        print(f"step {n + 1}/{steps}: {tuple(tokens.shape)} forward {forward_s:.2f}s, step {step_s:.2f}s", flush=True)
+    valid_s = timed(lambda: evaluate(model, valid, args.batch_size, -1, args.max_seq_length,
+                                     iterate_batches=every_row_batches))
+    groups = validation_groups(valid)
+    groups_s = sum(timed(lambda g=g: evaluate(model, g, args.batch_size, -1, args.max_seq_length,
+                                              iterate_batches=every_row_batches)) for g in groups.values())
+    return rows, {"teacher_s": teacher_s, "validation_s": valid_s, "validation_groups_s": groups_s,
+                  "train_rows": len(train), "valid_rows": len(valid), "data": display(data),
+                  "init_adapter": display(init) if init else None, "steps_per_epoch": len(train) // args.batch_size}
+
+
+def report(rows, info, args, machine):
+    total = {k: sum(r[k] for r in rows) for k in ("forward_s", "step_s", "padded_tokens", "real_tokens",
+                                                  "loss_tokens")}
+    backward = total["step_s"] - total["forward_s"]
+    epoch_scale = info["steps_per_epoch"] / len(rows)
+    evaluations = int(args.epochs) + 1  # before the first step, then after every epoch
+    train_run = total["step_s"] * epoch_scale * args.epochs
+    validation_run = (info["validation_s"] + info["validation_groups_s"]) * evaluations
+    run = info["teacher_s"] + train_run + validation_run
+    share = lambda x: f"{x / run:.0%}"  # noqa: E731
+    lines = [f"# Where SFT's time goes ({info['data']}, continuing {info['init_adapter']})", "",
+             f"Machine: {machine}", "",
+             f"{len(rows)} steps of batch {args.batch_size} timed ({info['train_rows']} train rows, "
+             f"{info['valid_rows']} valid rows); a run of {args.epochs:g} epochs with {evaluations} validations "
+             "projected from them.", "",
+             "| part | seconds in a run | share |", "|---|---|---|",
+             f"| replay teacher (once, before LoRA) | {info['teacher_s']:.1f} | {share(info['teacher_s'])} |",
+             f"| forward of the training steps | {total['forward_s'] * epoch_scale * args.epochs:.1f} | "
+             f"{share(total['forward_s'] * epoch_scale * args.epochs)} |",
+             f"| backward + Adam update | {backward * epoch_scale * args.epochs:.1f} | "
+             f"{share(backward * epoch_scale * args.epochs)} |",
+             f"| validation: mlx-lm's pass | {info['validation_s'] * evaluations:.1f} | "
+             f"{share(info['validation_s'] * evaluations)} |",
+             f"| validation: the per-group passes (document, replay) | {info['validation_groups_s'] * evaluations:.1f}"
+             f" | {share(info['validation_groups_s'] * evaluations)} |",
+             f"| **total** | **{run:.1f}** | |", "",
+             f"Tokens per step: {total['padded_tokens'] / len(rows):.0f} computed (padded), "
+             f"{total['real_tokens'] / len(rows):.0f} real, {total['loss_tokens'] / len(rows):.0f} carry loss: "
+             f"padding is {1 - total['real_tokens'] / total['padded_tokens']:.0%} of the compute, and "
+             f"{total['loss_tokens'] / total['real_tokens']:.0%} of the real tokens carry loss.",
+             f"Training speed: {total['padded_tokens'] / total['step_s']:.0f} computed tok/s "
+             f"(forward alone {total['padded_tokens'] / total['forward_s']:.0f} tok/s); "
+             f"median step {statistics.median(r['step_s'] for r in rows):.2f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    p = make_parser(__doc__)
+    p.add_argument("--data", help="SFT data folder (default data/sft/demo_paper)")
+    p.add_argument("--init-adapter", help="the CPT adapter SFT continues (default adapters/<data name>-cpt)")
+    p.add_argument("--model", help="base model (default: the one the init adapter was trained on)")
+    p.add_argument("--batch-size", type=int, default=4, help="as train_sft.py (default 4)")
+    p.add_argument("--epochs", type=float, default=3, help="epochs of the projected run (default 3, as train_sft.py)")
+    p.add_argument("--replay-distill", type=int, default=32, help="as train_sft.py (default 32)")
+    p.add_argument("--max-seq-length", type=int, default=1024, help="as train_sft.py (default 1024)")
+    p.add_argument("--steps", type=int, help="steps to time (default: one epoch)")
+    p.add_argument("--output", help="results folder (default results/sft_step_profile)")
+    args = p.parse_args()
+    rows, info = profile(args)
+    out = resolve(args.output) if args.output else results_dir() / "sft_step_profile"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "sft_step_profile.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    text = report(rows, info, args, machine_line(machine_summary()))
+    write_text_atomic(out / "sft_step_profile.md", text)
+    print("\n" + text + f"-> {display(out)}/sft_step_profile.md, .csv")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,346 @@
+"""The rules that find facts in sentences and table rows: a number with what it
+counts, a name, a definition, an acronym's long name, a table cell; each restated on
+its own with its subject named in full, and asked as questions. Rules, not a model:
+the demo's 135M model cannot write facts, and a rule's answer is a span of its
+sentence by construction. Hangul and other scripts go through Unicode classes."""
+import re
+
+from omnilm.qa_filters import HANGUL as HANGUL_LETTERS
+
+HANGUL = re.compile(f"[{HANGUL_LETTERS}]")
+NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+                "ten": 10, "eleven": 11, "twelve": 12}
+NUMBER = r"(?<![\w.-])(?:\d[\d,]*(?:\.\d+)?|" + "|".join(NUMBER_WORDS) + r")(?![\w-]*\))"
+# what a number counts: the lower-case words after it, up to a function word or punctuation
+UNIT_STOP = {"of", "to", "in", "on", "at", "by", "for", "with", "from", "into", "about", "than", "and", "or",
+             "but", "that", "which", "while", "when", "before", "after", "instead", "each", "as", "per", "so",
+             "is", "are", "was", "were", "be", "the", "a", "an", "its", "their", "during", "between", "out"}
+SEPARATORS = re.compile(r";\s+|:\s+(?=[a-z])|,\s+(?:so|while|whereas|but|and then)\s+")
+SUBJECT_PRONOUNS = {"It": "{topic}", "Its": "{topic}'s", "We": "The authors of {context}",
+                    "Our": "The {context} authors'"}
+CAPITALIZED_NAME = re.compile(r"^((?:The\s+)?[A-Z][\w.-]*(?:\s+(?:[A-Z][\w.-]*|of|for|with))*(?:\s+\([A-Z]\w*\))?)"
+                              r"(?=\s+[a-z])")
+VERB_3RD = re.compile(r"^([a-z]+(?:s|es))$")
+HAVE_FORMS = {"has": "have", "does": "do", "is": None, "are": None, "was": None, "were": None}
+FRAMES = ("{s}", "According to the {ctx} paper, {lc}", "{body}, as the {ctx} paper reports.",
+          "One fact about {subject}: {lc}", "The {ctx} paper states that {lc}")
+LEAD_IN = re.compile(r"^(?:First|Second|Third|Fourth|Fifth|Finally|However|Therefore|Moreover|Thus|Then|"
+                     r"In addition|In contrast|Instead|Also),\s+")
+GENERIC_CUES = {"paper", "report", "number", "fact", "author", "value"}
+
+
+def lower_first(text):
+    """'The compressor ...' -> 'the compressor ...'; a name or acronym keeps its case."""
+    first = text.split(" ", 1)[0]
+    if first in ("The", "A", "An", "In", "On", "For", "With", "Without", "Using", "Removing", "Training"):
+        return text[0].lower() + text[1:]
+    return text
+
+
+def _sentence(text):
+    text = " ".join(text.split()).rstrip(" ,;:")
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _number_value(token):
+    return NUMBER_WORDS.get(token.lower(), token)
+
+
+def _verb_base(verb):
+    """uses -> use, compresses -> compress, applies -> apply, has -> have."""
+    if verb in HAVE_FORMS:
+        return HAVE_FORMS[verb]
+    if verb.endswith("ies"):
+        return verb[:-3] + "y"
+    if re.search(r"(?:ss|sh|ch|x|z)es$", verb):
+        return verb[:-2]
+    return verb[:-1] if verb.endswith("s") and not verb.endswith("ss") else None
+
+
+class Resolver:
+    """Names the subject of a sentence in full: 'It' is the paragraph's topic, 'We'
+    the document's authors, 'The compressor' the document's compressor."""
+
+    def __init__(self, context):
+        self.context = context
+        self.topic = context
+
+    def new_paragraph(self):
+        self.topic = self.context
+
+    def resolve(self, sentence):
+        sentence = LEAD_IN.sub("", sentence)
+        sentence = sentence[0].upper() + sentence[1:]
+        first, _, rest = sentence.partition(" ")
+        if first in SUBJECT_PRONOUNS and rest:
+            lead = SUBJECT_PRONOUNS[first].format(topic=self.topic, context=self.context)
+            return f"{lead} {rest}"
+        m = re.match(r"^The\s+([a-z][\w-]*(?:\s+[a-z][\w-]*)?)\s+(?=(?:is|are|was|were|has|have|[a-z]+s)\b)", sentence)
+        if m and self.context and self.context not in sentence[:m.end()]:
+            sentence = f"The {self.context} {sentence[4:]}"
+        name = CAPITALIZED_NAME.match(sentence)
+        if name and self.topic == self.context and not name.group(1).startswith("The "):
+            self.topic = re.sub(r"\s+\([A-Z]\w*\)$", "", name.group(1))  # later 'It' means this
+        return sentence
+
+
+def subject_of(clause):
+    """(subject, verb, rest) when the clause opens 'Subject verb ...', else None. A
+    word ending in -s is taken as the verb unless it reads as a noun (after an
+    article, before 'of', or in a subject holding a number)."""
+    words = clause.split()
+    for i, word in enumerate(words[1:9], 1):
+        prev, nxt = words[i - 1], words[i + 1] if i + 1 < len(words) else ""
+        if not re.fullmatch(r"[a-z]+", word):
+            continue
+        if word in HAVE_FORMS or (VERB_3RD.match(word) and not word.endswith(("ss", "us", "is"))):
+            if prev.lower() in ("the", "a", "an", "of", "and", "its", "their", "our", "per") or nxt == "of":
+                continue
+            subject = " ".join(words[:i])
+            if not re.match(r"^(?:The\s|[A-Z])", subject) or re.search(r"\d|,", subject):
+                return None
+            return subject, word, " ".join(words[i + 1:])
+    return None
+
+
+def _clause_with(sentence, start, end):
+    """The clause of `sentence` that holds the span start:end (split at ';', ', so', ...)."""
+    cuts = [0] + [m.end() for m in SEPARATORS.finditer(sentence) if m.end() <= start]
+    left = max(cuts)
+    right = next((m.start() for m in SEPARATORS.finditer(sentence) if m.start() >= end), len(sentence))
+    clause = sentence[left:right].strip().rstrip(".")
+    comma = clause.find(", ", end - left)  # a trailing aside ', generated ...' is not part of the fact
+    if comma > 0 and not re.match(r",\s+(?:\d|and\s+\d)", clause[comma:]):
+        clause = clause[:comma]
+    return clause, left
+
+
+def _unit_after(text):
+    """'probe questions per passage, ...' -> 'probe questions'."""
+    unit = []
+    for word in text.split():
+        bare = word.strip(",.;:()")
+        if bare.lower() in UNIT_STOP or not re.fullmatch(r"[a-z][a-z-]*|[A-Z]{2,}s", bare) or len(unit) == 3:
+            break
+        unit.append(bare)
+        if bare != word:
+            break
+    return " ".join(unit)
+
+
+def _with_subject(clause, hint):
+    """A clause that opens without its subject gets the sentence's: 'its prompt is ...'
+    -> "VELLUM's prompt is ...", 'keeps the top 4' -> 'The GRR keeps the top 4'."""
+    first = clause.split(" ", 1)[0]
+    if first == "the":
+        return "The " + clause[4:]
+    if not hint or not first.islower():
+        return clause
+    if first == "its":
+        return f"{hint}'s {clause[4:]}"
+    if first == "it":
+        return f"{hint} {clause[3:]}"
+    if VERB_3RD.match(first) or first in HAVE_FORMS:
+        return f"{hint} {clause}"
+    return clause
+
+
+def quantity_facts(sentence, subject_hint, context):
+    """One fact per number of the sentence: what it counts and the clause that says so."""
+    facts = []
+    for m in re.finditer(NUMBER, sentence, flags=re.I):
+        token = m.group(0)
+        if re.search(r"(?:Table|Figure|Fig\.|Section|Eq\.|[Pp]hase|[Ss]tep)\s*$", sentence[:m.start()]):
+            continue  # a label, not a quantity
+        if re.match(r"-[a-z]+-", sentence[m.end():]):
+            continue  # '7-billion-parameter': a compound adjective, not a count
+        named = re.search(r"(?:the\s+)([A-Z][\w-]*)\s+$", sentence[:m.start()])
+        if named:  # 'the Apache 2.0 license': a name, asked with 'which'
+            facts += _name_fact(sentence, named, m, subject_hint, context)
+            continue
+        clause, offset = _clause_with(sentence, m.start(), m.end())
+        local = m.start() - offset
+        if local < 0:
+            continue
+        full = _with_subject(clause, subject_hint)
+        local += len(full) - len(clause)
+        clause = full
+        hangul = bool(HANGUL.search(clause))
+        if len(clause.split()) < (3 if hangul else 5):
+            continue
+        before, after = clause[:local].rstrip(), clause[local + len(token):]
+        if hangul:  # Korean: the number asked with 몇 ('how many') in place, the counter word kept
+            facts.append({"kind": "quantity", "answer": token, "accept": _accepted(token), "subject": subject_hint
+                          or context, "unit": "", "statement": _sentence(clause),
+                          "questions": [_question(f"{before} 몇{after}".strip())]})
+            continue
+        parsed = subject_of(clause)
+        hyphen = re.match(r"-([a-z]+)\b", after)
+        unit = hyphen.group(1) if hyphen else _unit_after(after)
+        counted = bool(unit) and (unit.endswith("s") or bool(hyphen)) and token.replace(",", "").isdigit() or \
+            token.lower() in NUMBER_WORDS
+        questions = []
+        if hyphen:
+            if not (parsed and parsed[1] in ("is", "are")):
+                continue
+            subject, plural = parsed[0], unit + "s"
+            statement = _sentence(f"{subject} has {token} {plural}")
+            questions.append(f"How many {plural} does {lower_first(subject)} have?")
+            questions.append(f"What is the number of {plural} of {lower_first(subject)}?")
+        else:
+            statement = _sentence(clause)
+            wh = f"how many {unit}" if counted and unit else "what"
+            rest = after[len(unit) + 1:] if counted and unit else after
+            if before:
+                questions.append(_question(f"{before} {wh}{rest}"))
+            front = _fronted(parsed, before, wh if counted or not unit else f"what {unit}", unit if counted else "", after)
+            if front:
+                questions.insert(0, front)
+        if not questions:
+            continue
+        subject = parsed[0] if parsed else (subject_hint or context)
+        facts.append({"kind": "quantity", "answer": token, "accept": _accepted(token), "subject": subject,
+                      "unit": unit, "statement": statement, "questions": questions})
+    return facts
+
+
+def _name_fact(sentence, named, number, hint, context):
+    """'... under the Apache 2.0 license' -> answer 'Apache 2.0', asked '... under which license?'."""
+    noun = re.match(r"\s+([a-z]+)", sentence[number.end():])
+    if not noun:
+        return []
+    answer = f"{named.group(1)} {number.group(0)}"
+    start = named.start()
+    clause, offset = _clause_with(sentence, start, number.end())
+    clause = _with_subject(clause, hint)
+    asked = clause.replace(f"the {answer} {noun.group(1)}", f"which {noun.group(1)}", 1)
+    if asked == clause:
+        return []
+    return [{"kind": "name", "answer": answer, "accept": [answer], "subject": hint or context, "unit": noun.group(1),
+             "statement": _sentence(clause), "questions": [_question(asked)]}]
+
+
+def _question(text):
+    text = " ".join(text.split()).rstrip(" .,;:")
+    return text[0].upper() + text[1:] + "?"
+
+
+def _fronted(parsed, before, wh, unit, after):
+    """'ATD uses 48 probe questions per passage' -> 'How many probe questions per passage does ATD use?'."""
+    if not parsed:
+        return None
+    subject, verb, _ = parsed
+    mid = before[len(subject) + len(verb) + 2:].strip() if before.startswith(f"{subject} {verb}") else None
+    if mid is None or re.search(r"[,;]|\band\b", mid) or len(mid.split()) > 5:
+        return None
+    mid = re.sub(r"\b(?:exactly|only|about|roughly|nearly|almost)\b\s*", "", mid).strip()
+    per = re.match(r"\s*(?:" + re.escape(unit) + r")?\s*((?:per|each)\s+[a-z]+)", after) if unit else None
+    asked = f"{wh}{' ' + per.group(1) if per else ''}"
+    if verb in ("is", "are", "was", "were"):
+        prep = re.match(r"^(.*?)\b(for|on|in|with|to|by|at|from)$", mid)
+        if mid and prep and prep.group(1).strip():
+            return _question(f"{prep.group(2)} {asked} {verb} {lower_first(subject)} {prep.group(1).strip()}")
+        return None
+    base = _verb_base(verb)
+    if not base:
+        return None
+    if mid.endswith((" a", " an", " the")) or mid in ("a", "an", "the"):
+        return None
+    return _question(f"{asked} does {lower_first(subject)} {base}{' ' + mid if mid else ''}")
+
+
+def _accepted(token):
+    """The ways an answer may write the number: 12,400 / 12400, 3 / three."""
+    forms = {token, token.replace(",", "")}
+    value = _number_value(token)
+    if value != token:
+        forms.add(str(value))
+    else:
+        forms |= {w for w, v in NUMBER_WORDS.items() if str(v) == token}
+    return sorted(forms)
+
+
+def definition_facts(sentence, acronyms, context):
+    """Definitions, acronyms and 'X does Y' sentences, through the rule miner's patterns."""
+    from omnilm.qa_mining import mine_chunk
+
+    facts = {}
+    for pair in mine_chunk({"text": sentence, "id": None, "pages": []}, acronyms):
+        concept = pair["concept"]
+        answer = _answer_span(pair, sentence, acronyms)
+        if not answer:
+            continue
+        key = (pair["rule"] if pair["rule"] != "stands_for" else "acronym", concept)
+        fact = facts.setdefault(key, {"kind": key[0], "answer": answer, "accept": [answer], "subject": concept,
+                                      "unit": "", "statement": pair["answer"], "questions": []})
+        if pair["question"] not in fact["questions"]:
+            fact["questions"].append(pair["question"])
+    return list(facts.values())
+
+
+def _answer_span(pair, sentence, acronyms):
+    """The part of the source sentence that a mined pair's answer adds: the long name
+    of an acronym, the predicate of a definition."""
+    flat = " ".join(sentence.split())
+    if pair["rule"] in ("acronym", "stands_for"):
+        long_name = acronyms.get(pair["concept"])
+        if pair["question"].startswith("What is the acronym"):
+            return pair["concept"] if pair["concept"] in flat else None
+        return long_name if long_name and long_name in flat else None
+    words = pair["answer"].rstrip(".").split()
+    for n in range(min(len(words), 12), 2, -1):  # the longest run of the answer's last words in the source
+        tail = " ".join(words[-n:])
+        if tail in flat:
+            return tail
+    return None
+
+
+def table_facts(label, values, header, context):
+    """A fact per cell of one row of a numeric table (row label x column name); the
+    reverse question asks which row has the value."""
+    facts = []
+    for column, value in zip(header, values):
+        a = _article(column)
+        facts.append({"kind": "table", "answer": value, "accept": _accepted(value), "subject": label, "unit": column,
+                      "statement": _sentence(f"In the {context} paper's results table, {label} has {a} {column} of {value}"),
+                      "questions": [f"What is the {column} of {label} in the {context} results table?",
+                                    f"What {column} does {label} get in the {context} paper?"],
+                      "reverse": {"question": f"Which method has {a} {column} of {value} in the {context} paper?",
+                                  "answer": label}})
+    return facts
+
+
+def _article(word):
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+TABLE_ROW = re.compile(r"^(.*?[A-Za-z][^\d]*?)\s+((?:\d[\d,]*(?:\.\d+)?\s*)+)$")
+
+
+def parse_table(paragraphs):
+    """Rows of a numeric table as text extraction leaves it: a header line of column
+    names, then lines 'Label 64.8 8,192 412'. Returns (header, rows, lines used)."""
+    rows = []
+    for text in paragraphs[1:]:
+        m = TABLE_ROW.match(text.strip())
+        if not m or "\n" in text.strip() or len(text) > 120:
+            break
+        rows.append((m.group(1).strip(), m.group(2).split()))
+    if len(rows) < 2 or len({len(v) for _, v in rows}) != 1:
+        return None
+    n = len(rows[0][1])
+    head = paragraphs[0].split()
+    # column names start with a capital letter: 'Method Exact match Prompt tokens Latency (ms)'
+    names, current = [], []
+    for word in head:
+        if word[:1].isupper() and current:
+            names.append(" ".join(current))
+            current = []
+        current.append(word)
+    names.append(" ".join(current))
+    if len(names) == n + 1:
+        names = names[1:]
+    if len(names) != n:
+        names = [f"column {i + 1}" for i in range(n)]
+    names = [re.sub(r"\s*\(.*?\)", "", c).strip().lower() or f"column {i + 1}" for i, c in enumerate(names)]
+    return names, rows, len(rows) + 1

@@ -1,0 +1,174 @@
+"""What the fact inventory becomes: restatements for the CPT text, question/answer
+pairs for SFT, the held-out split (on source sentences) and the held-out evaluation
+rows, and a capable model's grounded rephrasings.
+
+Why rephrasings (Allen-Zhu & Li, Physics of Language Models 3.1): a fact seen in
+one phrasing is memorized but cannot be asked for; seen in several, with the
+subject named in full, it can. Why a fixed number of questions per fact
+(Mecklenburg et al. 2024): every fact weighs the same in SFT.
+
+The held-out split works on source sentences: all facts of a held-out sentence
+stay out of every Q&A row (SFT and the Q&A mixed into CPT), so a question about
+one cannot be answered by having learned a sibling clause of the same sentence."""
+import random
+
+from omnilm.fact_rules import FRAMES, lower_first
+from omnilm.facts import chunk_of, cues, extract_facts, has_answer, ungrounded
+from omnilm.qa_filters import content_words
+from omnilm.scoring import normalize
+from omnilm.qa_mining import find_acronyms
+
+
+def rephrasings(fact, context, k):
+    """K statements of the fact, subject named in full: the statement, a capable
+    model's grounded rephrasing when there is one, then the statement in other frames."""
+    s = fact["statement"]
+    lc = lower_first(s)
+    out = [frame.format(s=s, lc=lc, body=s.rstrip("."), ctx=context, subject=fact["subject"]) for frame in FRAMES]
+    if fact.get("model_rephrasing"):
+        out.insert(1, fact["model_rephrasing"])
+    return list(dict.fromkeys(out))[:k]
+
+
+def fact_pairs(fact, per_fact):
+    """`per_fact` (question, answer) pairs of a fact, cycling through its wordings;
+    a table fact also asks the other direction (which row has this value?)."""
+    questions = list(fact["questions"])
+    pairs = [{"question": questions[i % len(questions)], "answer": fact["statement"]}
+             for i in range(min(per_fact, len(questions)))]
+    if fact.get("reverse") and per_fact > len(pairs):
+        pairs.append({"question": fact["reverse"]["question"], "answer": fact["statement"]})
+    return pairs
+
+
+def states_fact(text, fact, share=0.5):
+    """Does `text` state this fact: its answer, unnegated, with most of its cue words?"""
+    if not has_answer(text, fact["accept"]):
+        return False
+    want = cues(fact)
+    have = set(content_words(text))
+    return bool(want) and len(want & have) >= share * len(want)
+
+
+def split_heldout(facts, fraction, seed, keep_trained=()):
+    """Mark a seeded `fraction` of the source sentences held out (`heldout`: True on
+    each of their facts). Sentences with a fact stated by any of `keep_trained` (the
+    golden answers, which are always trained) stay trained."""
+    pinned = {f["group"] for f in facts if any(states_fact(t, f) for t in keep_trained)}
+    groups = sorted({f["group"] for f in facts} - pinned)
+    rng = random.Random(seed)
+    held = set(rng.sample(groups, round(fraction * len(groups)))) if groups else set()
+    for f in facts:
+        f["heldout"] = f["group"] in held
+    return facts
+
+
+class HeldoutFacts:
+    """The held-out facts, ready to check many Q&A pairs against: a pair can state a
+    fact only if the fact's answer (normalized) is in the pair's normalized text, so
+    the full check runs on those few. Checking each pair against every fact from
+    scratch grew with pairs x facts: about 19 of 27 s building the SFT data of a
+    16-page paper, which projected to over half an hour at 300 pages."""
+
+    def __init__(self, facts):
+        self._facts = [(f, [normalize(a) for a in f["accept"]]) for f in facts]
+
+    def leaked(self, question, answer):
+        """The held-out fact the pair states, else None (such a pair must not be trained)."""
+        text = f"{question} {answer}"
+        flat = normalize(text)
+        return next((f for f, answers in self._facts if any(a in flat for a in answers) and states_fact(text, f)),
+                    None)
+
+
+def leaked_fact(question, answer, heldout_facts):
+    """The held-out fact a Q&A pair states, else None (one pair; HeldoutFacts for many)."""
+    return HeldoutFacts(heldout_facts).leaked(question, answer)
+
+
+def cpt_texts(facts, context, k, qa_per_fact, seed):
+    """The augmented CPT text: K rephrasings of every fact (held-out ones too: they are
+    text, not Q&A), plus Q&A of the trained facts as plain text, shuffled."""
+    texts = [r for f in facts for r in rephrasings(f, context, k)]
+    texts += [f"{p['question']}\n{p['answer']}" for f in facts if not f.get("heldout")
+              for p in fact_pairs(f, qa_per_fact)]
+    random.Random(seed).shuffle(texts)
+    return texts
+
+
+def fact_inventory(docs, chunks, golden_answers, heldout_fraction, seed):
+    """(facts, the document's name) of cleaned documents [(path, CleanDocument)]: each
+    fact with the chunk that holds its sentence, and the seeded held-out split that
+    spares the facts that the golden answers state."""
+    from omnilm.qa_mining import context_name
+
+    context = context_name(chunks)
+    facts = []
+    for path, doc in docs:
+        paragraphs = [(p.text, p.pages, p.is_heading) for p in doc.paragraphs]
+        mine = [c for c in chunks if c.get("source") == path.name]
+        for f in extract_facts(paragraphs, context, find_acronyms(doc.text)):
+            facts.append(dict(f, id=f"{path.stem}-{f['id']}", group=f"{path.stem}-{f['group']}", file=path.name,
+                              chunk_id=chunk_of(f, mine)))
+    return split_heldout(facts, heldout_fraction, seed, golden_answers), context
+
+
+def heldout_questions(facts):
+    """Evaluation rows (stage 30's format, kind heldout_fact) for every held-out fact:
+    its first question, its statement as reference, its source as the passage. A
+    paper with no hand-written questions is still measured on facts never trained."""
+    return [{"id": f["id"], "kind": "heldout_fact", "question": f["questions"][0], "reference": f["statement"],
+             "key_facts": [f["accept"]], "passage": f["sentence"]} for f in facts if f.get("heldout")]
+
+
+REPHRASE_PROMPT = ("Rewrite this sentence from a research paper in different words. Keep every number and "
+                   "name exactly as written and name the subject in full. Answer with the new sentence only.\n\n"
+                   "Sentence: {statement}")
+
+
+def parameter_count(model_dir):
+    """Parameters in a model folder's safetensors files, from their headers (a
+    quantized model's packed weights count as stored)."""
+    import math
+
+    from omnilm.safetensors_io import read_header
+
+    return sum(math.prod(t["shape"]) for f in sorted(model_dir.glob("*.safetensors"))
+               for t in read_header(f)[0].values())
+
+
+def ungrounded_rephrasing(text, fact, min_overlap=0.8):
+    """Why a model's rephrasing of a fact may not be trained, or None: the same check
+    as any fact (answer kept, no number the source lacks), and its content words
+    must come from the fact's source sentence and statement."""
+    why = ungrounded(dict(fact, statement=text, questions=[]))
+    if why:
+        return why
+    known = set(content_words(f"{fact['sentence']} {fact['statement']}"))
+    words = content_words(text)
+    if not words or sum(w in known for w in words) < min_overlap * len(words):
+        return "words the source does not hold"
+    return None
+
+
+def model_rephrasings(model, tokenizer, facts, batch_size=16, bar=None):
+    """({fact id: rephrasing}, dropped [{id, text, reason}]): one greedy rephrasing of
+    each fact's statement by the model, kept only when grounded."""
+    from omnilm.chat import chat_prompt
+    from omnilm.qa_filters import normalize_text
+    from omnilm.qa_generation import generate_batched
+    from omnilm.think import split_reasoning
+
+    prompts = [chat_prompt(tokenizer, [{"role": "user", "content": REPHRASE_PROMPT.format(statement=f["statement"])}])
+               for f in facts]
+    run = generate_batched(model, tokenizer, prompts, max_tokens=96, batch_size=batch_size, bar=bar)
+    kept, dropped = {}, []
+    for f, text, cut in zip(facts, run.texts, run.truncated):
+        text = normalize_text(split_reasoning(text)[0]).strip('"')
+        why = "truncated" if cut else ("same as the statement" if text == f["statement"] else
+                                       ungrounded_rephrasing(text, f))
+        if why:
+            dropped.append({"id": f["id"], "text": text, "reason": why})
+        else:
+            kept[f["id"]] = text
+    return kept, dropped

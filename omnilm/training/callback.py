@@ -1,0 +1,99 @@
+"""The callback mlx-lm's loop calls: best-weights early stopping, a resumable
+checkpoint at every validation, per-group validation losses, progress lines."""
+import math
+import time
+from pathlib import Path
+
+from omnilm import adapters as af
+from omnilm.training.data import every_row_batches
+from omnilm.training.report import write_losses_csv
+
+
+class StopTraining(Exception):
+    """Raised from the callback to end mlx-lm's training loop after an evaluation."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EarlyStopping:
+    """mlx-lm TrainingCallback: best weights, patience, checkpoints, progress with ETA.
+
+    mlx-lm reports `iteration` = optimizer steps done in this process; `offset` adds
+    the steps of the interrupted run this one resumes."""
+
+    def __init__(self, model, optimizer, folder, state, total_iters, offset, patience, min_delta,
+                 rank=0, bar=None, groups=None, batch_size=1, max_seq_length=2048):
+        self.model, self.optimizer, self.folder, self.state = model, optimizer, Path(folder), state
+        self.groups, self.batch_size, self.max_seq_length = groups or {}, batch_size, max_seq_length
+        self.total, self.offset, self.patience, self.min_delta = total_iters, offset, patience, min_delta
+        self.writer = rank == 0
+        self.bar = bar  # the step bar (rate, ETA); report lines are written above it
+        self.started = time.perf_counter()
+        self.tokens_seen = 0  # mlx-lm's cumulative count in this process
+
+    def _say(self, text):
+        if self.writer:
+            (self.bar.write if self.bar is not None else print)(f"  {text}")
+
+    def on_train_loss_report(self, info):
+        it = self.offset + info["iteration"]
+        new_tokens = info["trained_tokens"] - self.tokens_seen
+        self.tokens_seen = info["trained_tokens"]
+        s = self.state
+        s["train_tokens"] += new_tokens
+        s["train_seconds"] += new_tokens / max(info["tokens_per_second"], 1e-9)
+        s["peak_memory_gb"] = max(s["peak_memory_gb"], info["peak_memory"])
+        s["history"].append({"iteration": it, "train_loss": info["train_loss"],
+                             "tokens_per_second": info["tokens_per_second"],
+                             "peak_memory_gb": info["peak_memory"]})
+        self._say(f"iter {it}/{self.total} · train loss {info['train_loss']:.3f} · "
+                  f"{info['tokens_per_second']:,.0f} tok/s · peak {info['peak_memory']:.2f} GB")
+
+    def group_losses(self):
+        """{"val_loss_<group>": loss} for each validation group, as mlx-lm measures the total."""
+        from mlx_lm.tuner.trainer import evaluate
+
+        losses = {f"val_loss_{name}": evaluate(self.model, data, self.batch_size, -1, self.max_seq_length,
+                                               iterate_batches=every_row_batches)
+                  for name, data in self.groups.items()}
+        self.model.train()  # evaluate() left it in eval mode; mlx-lm switched back before calling us
+        return losses
+
+    def on_val_loss_report(self, info):
+        from mlx.utils import tree_flatten
+
+        it, loss = self.offset + info["iteration"], info["val_loss"]
+        s = self.state
+        if not math.isfinite(loss):
+            raise StopTraining("diverged")
+        already = any(h.get("iteration") == it and "val_loss" in h for h in s["history"])
+        if not already:  # a resumed run re-evaluates its starting point: counted once
+            groups = self.group_losses()
+            s["history"].append({"iteration": it, "val_loss": loss, **groups})
+            if s["val_loss_before"] is None:
+                s["val_loss_before"] = loss
+            weights = dict(tree_flatten(self.model.trainable_parameters()))
+            note = ""
+            if s["best_val_loss"] is None or loss < s["best_val_loss"] - self.min_delta:
+                s["best_val_loss"], s["best_iteration"], s["evals_without_gain"] = loss, it, 0
+                if self.writer:
+                    af.save_weights(self.folder / af.BEST, weights)
+                note = "new best, saved"
+            else:
+                s["evals_without_gain"] += 1
+                note = (f"best {s['best_val_loss']:.3f} at iter {s['best_iteration']}, "
+                        f"no gain {s['evals_without_gain']}/{self.patience}")
+            s["iteration"] = it
+            s["seconds"] = s.get("seconds_before", 0.0) + time.perf_counter() - self.started
+            if self.writer:
+                opt = dict(tree_flatten(self.optimizer.state))
+                af.save_checkpoint(self.folder, weights, opt, s)
+                write_losses_csv(self.folder / af.LOSSES_CSV, s["history"])
+            parts = "".join(f" · {k.removeprefix('val_loss_')} {v:.3f}" for k, v in groups.items())
+            self._say(f"iter {it}/{self.total} · val loss {loss:.3f}{parts} ({note})")
+        if it >= self.total:
+            raise StopTraining("finished")
+        if s["evals_without_gain"] >= self.patience:
+            raise StopTraining("early stop")

@@ -1,0 +1,289 @@
+"""One training run: which base, the flags, LoRA shape, fresh start or resume, and
+mlx-lm's trainer with our callback, batches and loss; the adapter's manifest."""
+import time
+
+from omnilm import adapters as af
+from omnilm import progress
+from omnilm.errors import UserError
+from omnilm.manifest import base_model_of, fingerprint, sha256_file, write_manifest
+from omnilm.paths import adapters_dir, data_dir, display, resolve
+from omnilm.training.callback import EarlyStopping, StopTraining
+from omnilm.training.data import epoch_batches, load_split, validation_groups
+from omnilm.training.distillation import distill_loss, replay_teacher, with_teacher
+from omnilm.training.report import plot_losses, replay_trend, summary_line, write_losses_csv
+
+
+def choose_base_model(model_flag, data, init_adapter):
+    """(model folder, reason): the base to train on, and why (goes in the manifest)."""
+    from omnilm.runtime import on_cpu
+
+    if model_flag:
+        return resolve(model_flag), "asked for (--model)"
+    if init_adapter is not None and (base := base_model_of(init_adapter)):
+        return base, f"the base {display(init_adapter)} was trained on"
+    float_model = base_model_of(data)
+    if float_model is None:
+        raise UserError(f"{display(data)}/manifest.json names no model; pass --model")
+    if on_cpu():
+        return float_model, "CPU: LoRA on the float model (QLoRA on the 4-bit model trains about 30x slower here)"
+    q4 = float_model.parent / f"{float_model.name}-4bit"
+    if (q4 / "config.json").exists():
+        return q4, "GPU: QLoRA on the 4-bit model (about a quarter of the memory, as the seed run)"
+    return float_model, f"GPU, but no {display(q4)}: LoRA on the float model"
+
+
+def add_training_arguments(p, kind):
+    """The flags both training scripts share (all default to None: flag > YAML > DEFAULTS)."""
+    what = "data/cpt/demo_paper" if kind == "cpt" else "data/sft/demo_paper"
+    p.add_argument("--model", help="base model folder (default: see the description)")
+    p.add_argument("--data", help=f"folder with train.jsonl and valid.jsonl (default {what})")
+    p.add_argument("--adapter-path", help=f"output adapter folder (default adapters/<data folder name>-{kind})")
+    p.add_argument("--num-layers", type=int, help="LoRA on this many last layers")
+    p.add_argument("--rank", type=int, help="LoRA rank")
+    p.add_argument("--scale", type=float, help="LoRA scale")
+    p.add_argument("--dropout", type=float, help="LoRA dropout")
+    p.add_argument("--learning-rate", type=float, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, help="examples per step and per process")
+    p.add_argument("--epochs", type=float, help="passes over the training set (sets --iters)")
+    p.add_argument("--iters", type=int, help="optimizer steps (overrides --epochs)")
+    p.add_argument("--eval-every", type=int, help="steps between validations (default: one epoch)")
+    p.add_argument("--report-every", type=int, help="steps between training-loss lines")
+    p.add_argument("--patience", type=int, help="stop after this many validations without improvement")
+    p.add_argument("--min-delta", type=float, help="an improvement must lower the validation loss by more than this")
+    p.add_argument("--max-seq-length", type=int, help="longer examples are truncated")
+    p.add_argument("--seed", type=int, help="LoRA init and data order")
+    p.add_argument("--grad-checkpoint", action="store_const", const=True, help="trade compute for memory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --adapter-path (a finished one trains again)")
+    p.add_argument("--force", action="store_true", help="start over, replacing what --adapter-path holds")
+    p.add_argument("--config", help=f"YAML file with these options (section: {kind})")
+
+
+def _setup_key(args, model_dir, data, init_adapter, lora):
+    """What an interrupted run must share with this one to be continued."""
+    return {
+        "model": str(model_dir), "lora": lora, "learning_rate": args.learning_rate,
+        "batch_size": args.batch_size, "seed": args.seed, "max_seq_length": args.max_seq_length,
+        "mask_prompt": getattr(args, "mask_prompt", None), "replay_distill": getattr(args, "replay_distill", None),
+        "train": sha256_file(data / "train.jsonl"), "valid": sha256_file(data / "valid.jsonl"),
+        "init_adapter": sha256_file(init_adapter / af.BEST) if init_adapter else None,
+    }
+
+
+def lora_shape(args, init_adapter, n_layers):
+    """(num_layers, lora_parameters): from the flags, or inherited from the init adapter."""
+    if init_adapter is None:
+        missing = [f"--{k.replace('_', '-')}" for k in ("num_layers", "rank", "scale", "dropout")
+                   if getattr(args, k) is None]
+        if missing:
+            raise UserError(f"without an init adapter the LoRA shape must be given: {', '.join(missing)}")
+        num_layers = n_layers if args.num_layers == -1 else min(args.num_layers, n_layers)
+        return num_layers, {"rank": args.rank, "scale": args.scale, "dropout": args.dropout}
+    config = af.read_adapter_config(init_adapter)
+    num_layers, params = config.get("num_layers"), dict(config.get("lora_parameters") or {})
+    if config.get("fine_tune_type", "lora") != "lora" or not num_layers or "rank" not in params:
+        raise UserError(f"{display(init_adapter)} is not a LoRA adapter this trainer can continue")
+    for flag, value in (("num_layers", num_layers), ("rank", params["rank"]), ("scale", params.get("scale"))):
+        if getattr(args, flag) is not None and getattr(args, flag) != value:
+            raise UserError(f"--{flag.replace('_', '-')} {getattr(args, flag)} differs from the init adapter's "
+                            f"{value}; drop the flag (the LoRA shape comes from the adapter) or --init-adapter none")
+    if args.dropout is not None:
+        params["dropout"] = args.dropout
+    return num_layers, params
+
+
+def default_paths(kind, args):
+    """(data, adapter folder, init adapter or None) from the flags and the demo defaults."""
+    data = resolve(args.data) if args.data else data_dir() / kind / "demo_paper"
+    if not (data / "train.jsonl").exists():
+        raise UserError(f"{display(data)} has no train.jsonl"
+                        + (" (run 10_stage1_cpt/prepare_data.py first)" if kind == "cpt"
+                           else " (run 20_stage2_sft/generate_qa.py first)"))
+    if not (data / "valid.jsonl").exists():
+        raise UserError(f"{display(data)} has no valid.jsonl: early stopping needs a validation set")
+    folder = resolve(args.adapter_path) if args.adapter_path else adapters_dir() / f"{data.name}-{kind}"
+    init = getattr(args, "init_adapter", None)
+    if kind == "sft" and init is None:
+        init = str(adapters_dir() / f"{data.name}-cpt")
+    if init is None or str(init).lower() == "none":
+        return data, folder, None
+    init = resolve(init)
+    af.require_finished_adapter(init, "--init-adapter")
+    if init.resolve() == folder.resolve():
+        raise UserError("--init-adapter and --adapter-path must be different folders")
+    return data, folder, init
+
+
+def attach_lora(model, num_layers, lora, init, model_dir):
+    """LoRA on the last num_layers layers of a frozen model: trainable matrices, the
+    init adapter's weights when there is one."""
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    linear_to_lora_layers(model, num_layers, lora)
+    if init is not None:
+        load_init_adapter(model, init, model_dir)
+
+
+def load_init_adapter(model, init, model_dir):
+    """The init adapter's weights into the LoRA layers, every name and shape checked."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    expected = dict(tree_flatten(model.trainable_parameters()))
+    weights = mx.load(str(init / af.BEST))
+    wrong = [k for k, w in weights.items() if k not in expected or w.shape != expected[k].shape]
+    if wrong or set(weights) != set(expected):
+        raise UserError(f"--init-adapter {display(init)} does not fit {display(model_dir)} "
+                        f"({len(wrong)} tensors of another shape or name, e.g. {(wrong or ['missing ones'])[0]}): "
+                        "it was trained for another base")
+    model.load_weights(list(weights.items()), strict=False)
+
+
+def decide_start(folder, setup, args, world):
+    """Rank 0 decides fresh start or resume (and may clear the folder); every other
+    process follows. A failure on rank 0 is passed on so no process waits forever."""
+    import mlx.core as mx
+
+    code, error = -1, None
+    if world.rank() == 0:
+        try:
+            saved = af.start_or_resume(folder, setup, resume=args.resume, force=args.force)
+            code = saved["iteration"] if saved else -1
+        except UserError as e:
+            code, error = -2, e
+    if world.size() > 1:
+        code = int(mx.distributed.all_sum(mx.array(code if world.rank() == 0 else 0), stream=mx.cpu).item())
+    if error is not None:
+        raise error
+    if code == -2:
+        raise UserError("rank 0 refused to start (see its message)")
+    return af.read_checkpoint_state(folder) if code >= 0 else None
+
+
+def train_adapter(kind, args):
+    """Train (or resume) one adapter; returns the manifest metrics."""
+    import mlx.core as mx
+    import mlx.optimizers as optim
+    from mlx.utils import tree_flatten, tree_map_with_path
+    from mlx_lm.tuner.trainer import TrainingArgs, train
+    from omnilm.chat import load_model
+    from omnilm.mlx_lm_api import quiet_trainer_console
+    from omnilm.runtime import machine_summary
+
+    wall = time.perf_counter()
+    world = mx.distributed.init()
+    rank, size = world.rank(), world.size()
+    say = print if rank == 0 else (lambda *a, **k: None)
+    data, folder, init = default_paths(kind, args)
+    model_dir, model_reason = choose_base_model(args.model, data, init)
+
+    model, tokenizer = load_model(model_dir)
+    mx.random.seed(args.seed)
+    model.freeze()
+    num_layers, lora = lora_shape(args, init, len(model.layers))
+    mask = getattr(args, "mask_prompt", False)
+    train_set = load_split(data / "train.jsonl", tokenizer, mask)
+    valid_set = load_split(data / "valid.jsonl", tokenizer, mask)
+    k = getattr(args, "replay_distill", 0) or 0
+    # before LoRA: the teacher is the base model that wrote the replay answers
+    teacher = replay_teacher(model, train_set, k) if k else None
+    attach_lora(model, num_layers, lora, init, model_dir)
+
+    batch = args.batch_size * size  # mlx-lm's batch is global; ours is per process
+    if len(train_set) < batch:
+        raise UserError(f"{display(data)}/train.jsonl has {len(train_set)} examples, fewer than one batch "
+                        f"({args.batch_size} x {size} processes); lower --batch-size")
+    groups = validation_groups(valid_set)
+    steps_per_epoch = len(train_set) // batch
+    total = args.iters or max(1, round(args.epochs * steps_per_epoch))
+    eval_every = args.eval_every or steps_per_epoch
+
+    setup = _setup_key(args, model_dir, data, init, {"num_layers": num_layers, **lora})
+    saved = decide_start(folder, setup, args, world)
+    optimizer = optim.Adam(learning_rate=args.learning_rate)
+    optimizer.init(model.trainable_parameters())
+    if saved:
+        weights, opt_state = af.load_checkpoint_arrays(folder)
+        model.load_weights(list(weights.items()), strict=False)
+        if set(opt_state) == {k for k, _ in tree_flatten(optimizer.state)}:
+            optimizer.state = tree_map_with_path(lambda path, x: opt_state[path], optimizer.state)
+        else:
+            say("the optimizer state could not be restored: it restarts from zero")
+        state = saved
+        state["seconds_before"] = saved.get("seconds", 0.0)
+        state["history"] = [h for h in state["history"] if h["iteration"] <= saved["iteration"]]
+        say(f"resuming {display(folder)} at iteration {saved['iteration']}/{total} "
+            f"(best validation loss {saved['best_val_loss']:.3f} at {saved['best_iteration']})")
+    else:
+        state = {"setup": setup, "iteration": 0, "best_val_loss": None, "best_iteration": None,
+                 "evals_without_gain": 0, "val_loss_before": None, "history": [],
+                 "train_tokens": 0, "train_seconds": 0.0, "peak_memory_gb": 0.0}
+    offset = state["iteration"]
+    if rank == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        af.write_adapter_config(folder, num_layers, lora, model=display(model_dir))
+
+    say(f"[{kind}] LoRA on {display(model_dir)} ({model_reason}); {num_layers} layers, rank {lora['rank']}, "
+        f"lr {args.learning_rate:g}; {len(train_set)} train / {len(valid_set)} valid examples; "
+        f"{total} steps of {batch} ({total / steps_per_epoch:.1f} epochs), validation every {eval_every}"
+        + (f"; {size} processes" if size > 1 else "")
+        + (f"; {len(teacher)} replay rows learn the base model's top-{k} next tokens" if teacher else ""))
+    quiet_trainer_console()  # its lines and bar have no ETA; ours replace them
+    bar = progress.bar(desc=kind, total=total, unit="step") if rank == 0 else None
+    if bar is not None:
+        bar.update(offset)
+    callback = EarlyStopping(model, optimizer, folder, state, total, offset, args.patience, args.min_delta,
+                             rank=rank, bar=bar, groups=groups, batch_size=batch, max_seq_length=args.max_seq_length)
+    training = TrainingArgs(batch_size=batch, iters=total - offset + 1, val_batches=-1,
+                            steps_per_report=args.report_every or min(eval_every, 5), steps_per_eval=eval_every,
+                            steps_per_save=10**9, max_seq_length=args.max_seq_length,
+                            adapter_file=str(folder / af.LAST), grad_checkpoint=bool(args.grad_checkpoint))
+    # iters is one more than the steps left: mlx-lm evaluates at its last iteration
+    # *before* stepping, so the evaluation that ends the run sees the final weights.
+    extend = (lambda batch, lengths: with_teacher(batch, lengths, teacher, k)) if teacher else None
+    try:
+        train(model, optimizer, train_set, valid_set, args=training, training_callback=callback,
+              **({"loss": distill_loss} if teacher else {}),
+              iterate_batches=epoch_batches(args.seed, skip=offset, on_step=bar.update if bar else None,
+                                            extend=extend))
+        stop = "finished"
+    except StopTraining as e:
+        stop = e.reason
+    finally:
+        if bar is not None:
+            bar.close()
+    if stop == "diverged":
+        raise UserError(f"training diverged (validation loss is not finite); lower --learning-rate "
+                        f"(now {args.learning_rate:g})")
+    metrics = {
+        "val_loss_before": state["val_loss_before"], "best_val_loss": state["best_val_loss"],
+        "best_iteration": state["best_iteration"],
+        "last_val_loss": next(h["val_loss"] for h in reversed(state["history"]) if "val_loss" in h),
+        "iterations": state["iteration"], "planned_iterations": total, "stop": stop,
+        "epochs": round(state["iteration"] / steps_per_epoch, 2),
+        "train_tokens": state["train_tokens"],  # tokens that carry loss (SFT: answers only)
+        "tokens_per_second": round(state["train_tokens"] / state["train_seconds"], 1) if state["train_seconds"] else None,
+        "peak_memory_gb": round(state["peak_memory_gb"], 3), "processes": size,
+        "train_examples": len(train_set), "valid_examples": len(valid_set),
+        "seconds": round(state.get("seconds_before", 0.0) + time.perf_counter() - wall, 1),
+    }
+    trend = replay_trend(state["history"], state["best_iteration"]) if groups else None
+    if trend:
+        metrics["replay_val_loss"] = trend
+    if rank == 0:
+        af.save_weights(folder / af.LAST, dict(tree_flatten(model.trainable_parameters())))
+        write_losses_csv(folder / af.LOSSES_CSV, state["history"])
+        plot_losses(folder / af.LOSSES_PNG, state["history"], state["best_iteration"],
+                    f"{kind.upper()} LoRA: {display(folder)}")
+        inputs = {"model": fingerprint(model_dir), "data": fingerprint(data)}
+        extra = {"continued_from": display(init)} if init else {}
+        if init:
+            inputs["init_adapter"] = fingerprint(init)
+        used = {**vars(args), "model": display(model_dir), "data": display(data), "adapter_path": display(folder),
+                "init_adapter": display(init) if init else None, "num_layers": num_layers, **lora}
+        write_manifest(folder, kind, used, inputs=inputs,
+                       metrics=metrics, base_model=display(model_dir), base_model_reason=model_reason,
+                       machine=machine_summary(), complete=True, **extra)
+        af.drop_checkpoint(folder)  # after the manifest: a kill in between still leaves a finished adapter
+        print(summary_line(kind, metrics, folder))
+    return metrics, folder

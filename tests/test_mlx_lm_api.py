@@ -1,0 +1,43 @@
+"""The mlx-lm internals the project uses (omnilm.mlx_lm_api) still exist with the shapes
+we call them with. An mlx-lm upgrade that moves one fails here, by name, instead of
+deep inside a training run."""
+import inspect
+
+import pytest
+
+from omnilm import mlx_lm_api
+
+
+def test_model_class_lookup_accepts_llama_and_refuses_an_unknown_type():
+    model_class, args_class = mlx_lm_api.model_classes({"model_type": "llama"})
+    assert model_class.__name__ == "Model" and args_class.__name__ == "ModelArgs"
+    with pytest.raises(ValueError):
+        mlx_lm_api.model_classes({"model_type": "no_such_architecture"})
+
+
+def test_the_trainer_console_can_be_silenced():
+    from mlx_lm.cli_ui import make_console
+
+    mlx_lm_api.quiet_trainer_console()
+    assert make_console().quiet is True
+
+
+@pytest.mark.parametrize("name, keywords", [("train", mlx_lm_api.TRAIN_KEYWORDS),
+                                            ("iterate_batches", mlx_lm_api.ITERATE_BATCHES_KEYWORDS),
+                                            ("evaluate", mlx_lm_api.EVALUATE_KEYWORDS)])
+def test_trainer_functions_take_the_keywords_we_pass(name, keywords):
+    from mlx_lm.tuner import trainer
+
+    params = inspect.signature(getattr(trainer, name)).parameters
+    assert [k for k in keywords if k not in params] == [], f"mlx_lm.tuner.trainer.{name} changed its parameters"
+
+
+def test_training_args_callback_and_datasets_have_what_we_use():
+    from mlx_lm.tuner.callbacks import TrainingCallback
+    from mlx_lm.tuner.datasets import CacheDataset, TextDataset
+    from mlx_lm.tuner.trainer import TrainingArgs
+
+    fields = inspect.signature(TrainingArgs).parameters
+    assert [f for f in mlx_lm_api.TRAINING_ARGS_FIELDS if f not in fields] == []
+    assert all(hasattr(TrainingCallback, hook) for hook in ("on_train_loss_report", "on_val_loss_report"))
+    assert hasattr(CacheDataset, "itemlen") and hasattr(TextDataset, "process")
