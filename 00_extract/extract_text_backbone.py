@@ -17,19 +17,17 @@ from omnilm.config import make_parser, parse_options
 from omnilm.errors import run_main
 from omnilm.extract import extract_stage
 
-DEFAULTS = {"source": None, "output": None, "dtype": "auto", "max_shard_gb": 5.0, "hf_repo": None}
-
 
 def main():
     p = make_parser(__doc__)
     p.add_argument("--source", help="omni checkpoint folder (default: models/demo-omni)")
     p.add_argument("--output", help="text model folder (default: <source>-Text next to the source)")
-    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], help="output dtype")
-    p.add_argument("--max-shard-gb", type=float, help="largest output shard in GB")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="output dtype")
+    p.add_argument("--max-shard-gb", default=5.0, type=float, help="largest output shard in GB")
     p.add_argument("--hf-repo", help="download from the Hugging Face Hub first (only the language-model shards)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--config", help="YAML file with these options (section: extract)")
-    args = parse_options(p, DEFAULTS, "extract")
+    args = parse_options(p, "extract")
     extract_stage(args)
 
 

@@ -19,23 +19,20 @@ from omnilm.benchmark import run_benchmark
 from omnilm.config import make_parser, parse_options
 from omnilm.errors import run_main
 
-DEFAULTS = {"models": None, "output": None, "repeats": 3, "text_file": None, "prompt_tokens": 64,
-            "max_tokens": 32, "perplexity_tokens": 1024}
-
 
 def main():
     p = make_parser(__doc__)
     p.add_argument("--models", nargs="+", metavar="DIR", help="model folders, the first is the reference "
                    "(default: models/demo-omni-Text and its -8bit/-4bit versions)")
     p.add_argument("--output", help="results folder (default: results/benchmark)")
-    p.add_argument("--repeats", type=int, help="timed repeats after the warm-up")
+    p.add_argument("--repeats", default=3, type=int, help="timed repeats after the warm-up")
     p.add_argument("--text-file", help="held-out text: .jsonl of {\"text\"} lines or .txt (default: see above)")
-    p.add_argument("--prompt-tokens", type=int, help="prompt length")
-    p.add_argument("--max-tokens", type=int, help="tokens generated per repeat")
-    p.add_argument("--perplexity-tokens", type=int, help="held-out tokens scored for perplexity, 0 to skip "
+    p.add_argument("--prompt-tokens", default=64, type=int, help="prompt length")
+    p.add_argument("--max-tokens", default=32, type=int, help="tokens generated per repeat")
+    p.add_argument("--perplexity-tokens", default=1024, type=int, help="held-out tokens scored for perplexity, 0 to skip "
                    "(default 1024)")
     p.add_argument("--config", help="YAML file with these options (section: benchmark)")
-    args = parse_options(p, DEFAULTS, "benchmark")
+    args = parse_options(p, "benchmark")
     run_benchmark(args)
 
 

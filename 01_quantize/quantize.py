@@ -19,20 +19,18 @@ from omnilm.config import make_parser, parse_options
 from omnilm.errors import run_main
 from omnilm.quantize import SCALES_DTYPES, quantize_models
 
-DEFAULTS = {"model": None, "bits": [8, 4], "group_size": 64, "output": None, "dtype": "auto"}
-
 
 def main():
     p = make_parser(__doc__)
     p.add_argument("--model", help="float text model folder (default: models/demo-omni-Text)")
-    p.add_argument("--bits", nargs="+", type=int, metavar="N", help="bit width(s), e.g. 8 4")
-    p.add_argument("--group-size", type=int, help="weights sharing one scale and bias")
+    p.add_argument("--bits", default=[8, 4], nargs="+", type=int, metavar="N", help="bit width(s), e.g. 8 4")
+    p.add_argument("--group-size", default=64, type=int, help="weights sharing one scale and bias")
     p.add_argument("--output", help="output folder (one --bits only; default: <model>-<bits>bit)")
-    p.add_argument("--dtype", choices=["auto", *SCALES_DTYPES],
+    p.add_argument("--dtype", default="auto", choices=["auto", *SCALES_DTYPES],
                    help="dtype of the scales and unquantized tensors (default auto: float32 on CPU)")
     p.add_argument("--force", action="store_true", help="replace existing output folders")
     p.add_argument("--config", help="YAML file with these options (section: quantize)")
-    args = parse_options(p, DEFAULTS, "quantize")
+    args = parse_options(p, "quantize")
     quantize_models(args)
 
 

@@ -14,7 +14,7 @@ import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.atomic import atomic_file
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
-from omnilm.paths import REPO_DIR, data_dir, display, resolve
+from omnilm.paths import REPO_DIR, demo_pdf, display, resolve
 from omnilm.pdf_writer import render_paper
 
 DEFAULT_SOURCE = REPO_DIR / "10_stage1_cpt" / "demo_paper.md"
@@ -27,7 +27,7 @@ def main():
     p.add_argument("--force", action="store_true", help="replace an existing PDF")
     args = p.parse_args()
     source = resolve(args.source) if args.source else DEFAULT_SOURCE
-    output = resolve(args.output) if args.output else data_dir() / "demo_paper.pdf"
+    output = resolve(args.output) if args.output else demo_pdf()
     if not source.is_file():
         raise UserError(f"source {display(source)} does not exist")
     if output.exists() and not args.force:

@@ -20,7 +20,7 @@ loss says how well the document is learned. --hold-out keeps them out (a classic
 held-out perplexity, for a corpus large enough to spare them).
 
 Replay against forgetting: the model answers --replay general questions
-(20_stage2_sft/replay_questions.txt) greedily; answers that end within the token
+(10_stage1_cpt/replay_questions.txt) greedily; answers that end within the token
 limit and pass the leakage filters go to replay.jsonl; as plain text (question, then
 answer), packed like chunks, they are mixed into train.jsonl as --replay-share of
 its rows (valid.jsonl stays the document). Stage 20 draws its own replay share,
@@ -40,61 +40,61 @@ manifest.json.
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.config import make_parser, parse_options
 from omnilm.errors import run_main
-from omnilm.paths import CONTROL_QUESTIONS, DEMO_GOLDEN
+from omnilm.paths import CONTROL_QUESTIONS, DEMO_GOLDEN, REPLAY_QUESTIONS
 from omnilm.pdf_text import EXTRACTORS
 from omnilm.prepare import prepare_document
-from omnilm.replay import QUESTIONS
-
-DEFAULTS = {"pdf": "data/demo_paper.pdf", "model": "models/demo-omni-Text", "output": None, "chunk_tokens": 512,
-            "overlap": 64, "min_chunks": 8, "valid_fraction": 0.1, "seed": 0, "hold_out": False,
-            "keep_references": False, "extractor": "auto", "replay": 200, "replay_share": 0.35,
-            "replay_questions": str(QUESTIONS), "replay_max_tokens": 64,
-            "eval_questions": str(CONTROL_QUESTIONS), "golden": str(DEMO_GOLDEN), "heldout_fraction": 0.35,
-            "rephrasings": 5, "qa_in_cpt": 1, "rephrase_min_params": 1e9}
 
 
 def build_parser():
     p = make_parser(__doc__)
-    p.add_argument("--pdf", help="a PDF file or a folder of PDFs")
-    p.add_argument("--model", help="model folder whose tokenizer measures the chunks")
+    p.add_argument("--pdf", default="data/demo_paper.pdf", help="a PDF file or a folder of PDFs")
+    p.add_argument("--model", default="models/demo-omni-Text",
+                   help="model folder whose tokenizer measures the chunks")
     p.add_argument("--output", help="output folder (default: data/cpt/<pdf stem or folder name>)")
-    p.add_argument("--chunk-tokens", type=int, help="most tokens in a chunk")
-    p.add_argument("--overlap", type=int, help="tokens a chunk repeats from the one before")
-    p.add_argument("--min-chunks", type=int, help="halve the chunk size (down to 128) until the corpus gives "
-                                                  "this many chunks; 0 keeps --chunk-tokens")
-    p.add_argument("--valid-fraction", type=float, help="share of chunks for validation, at least one")
-    p.add_argument("--seed", type=int, help="seed of the train/valid split")
-    p.add_argument("--hold-out", action="store_true", default=None,
+    p.add_argument("--chunk-tokens", default=512, type=int, help="most tokens in a chunk")
+    p.add_argument("--overlap", default=64, type=int, help="tokens a chunk repeats from the one before")
+    p.add_argument("--min-chunks", default=8, type=int,
+                   help="halve the chunk size (down to 128) until the corpus gives this many chunks; "
+                        "0 keeps --chunk-tokens")
+    p.add_argument("--valid-fraction", default=0.1, type=float, help="share of chunks for validation, at least one")
+    p.add_argument("--seed", default=0, type=int, help="seed of the train/valid split")
+    p.add_argument("--hold-out", action="store_true", default=False,
                    help="keep the validation chunks out of training (default: train on every chunk)")
-    p.add_argument("--keep-references", action="store_true", default=None, help="keep the references section")
-    p.add_argument("--extractor", choices=EXTRACTORS, help="auto (pdftotext if installed, else pdfplumber)")
-    p.add_argument("--replay", type=int, help="general questions the model answers for replay against "
-                                               "forgetting, 0 = none")
-    p.add_argument("--replay-share", type=float, help="share of the CPT train rows taken by replay text "
-                                                     "(as many as were kept at most; default 0.35)")
-    p.add_argument("--replay-questions", help="one question a line (default 20_stage2_sft/replay_questions.txt)")
-    p.add_argument("--replay-max-tokens", type=int, help="an answer not finished within this many tokens is "
-                                                          "dropped")
-    p.add_argument("--eval-questions", help="evaluation questions; replay skips near-duplicates of the `control` "
-                                            "ones (default 30_evaluation/control_questions.jsonl)")
-    p.add_argument("--golden", help="the paper's hand-written pairs: the facts they state are never held out; "
-                                    "'none' for a paper without (default 20_stage2_sft/golden.jsonl, the demo's)")
-    p.add_argument("--heldout-fraction", type=float, help="share of the fact sentences whose facts no training "
-                                                          "question asks, for stage 30's heldout_fact")
-    p.add_argument("--rephrasings", type=int, help="restatements of each fact added to the CPT text, 0 = none "
-                                                   "(default 5)")
-    p.add_argument("--rephrase-min-params", type=float, help="a model this large (parameters) also rephrases each "
-                   "fact, its grounded output kept; a smaller one writes text the grounding check rejects "
-                   "(default 1e9: the 8B does, the demo's 135M does not)")
-    p.add_argument("--qa-in-cpt", type=int, help="question/answer pairs of each trained fact in the CPT text "
-                                                 "(default 1)")
+    p.add_argument("--keep-references", action="store_true", default=False, help="keep the references section")
+    p.add_argument("--extractor", default="auto", choices=EXTRACTORS,
+                   help="auto (pdftotext if installed, else pdfplumber)")
+    p.add_argument("--replay", default=200, type=int,
+                   help="general questions the model answers for replay against forgetting, 0 = none")
+    p.add_argument("--replay-share", default=0.35, type=float,
+                   help="share of the CPT train rows taken by replay text (as many as were kept at most)")
+    p.add_argument("--replay-questions", default=str(REPLAY_QUESTIONS),
+                   help="one question a line (default 10_stage1_cpt/replay_questions.txt)")
+    p.add_argument("--replay-max-tokens", default=64, type=int,
+                   help="an answer not finished within this many tokens is dropped")
+    p.add_argument("--eval-questions", default=str(CONTROL_QUESTIONS),
+                   help="evaluation questions; replay skips near-duplicates of the `control` ones "
+                        "(default 10_stage1_cpt/control_questions.jsonl)")
+    p.add_argument("--golden", default=str(DEMO_GOLDEN),
+                   help="the paper's hand-written pairs: the facts they state are never held out; 'none' for a "
+                        "paper without (default 10_stage1_cpt/demo_paper.golden.jsonl, the demo's)")
+    p.add_argument("--heldout-fraction", default=0.35, type=float,
+                   help="share of the fact sentences whose facts no training question asks, for stage 30's "
+                        "heldout_fact")
+    p.add_argument("--rephrasings", default=5, type=int,
+                   help="restatements of each fact added to the CPT text, 0 = none")
+    p.add_argument("--rephrase-min-params", default=1e9, type=float,
+                   help="a model this large (parameters) also rephrases each fact, its grounded output kept; a "
+                        "smaller one writes text the grounding check rejects (default 1e9: the 8B does, the demo's "
+                        "135M does not)")
+    p.add_argument("--qa-in-cpt", default=1, type=int,
+                   help="question/answer pairs of each trained fact in the CPT text")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--config", help="YAML file with these options (section: prepare)")
     return p
 
 
 def main():
-    prepare_document(parse_options(build_parser(), DEFAULTS, "prepare"))
+    prepare_document(parse_options(build_parser(), "prepare"))
 
 
 if __name__ == "__main__":

@@ -23,19 +23,12 @@ from omnilm.config import make_parser, parse_options
 from omnilm.errors import run_main
 from omnilm.training import add_training_arguments, train_adapter
 
-DEFAULTS = {
-    "model": None, "data": None, "adapter_path": None,
-    "num_layers": 16, "rank": 8, "scale": 20.0, "dropout": 0.0,
-    "learning_rate": 1e-4, "batch_size": 1, "epochs": 2, "iters": None,
-    "eval_every": None, "report_every": None, "patience": 2, "min_delta": 0.01,
-    "max_seq_length": 1024, "seed": 0, "grad_checkpoint": False,
-}
-
 
 def main():
     p = make_parser(__doc__)
     add_training_arguments(p, "cpt")
-    args = parse_options(p, DEFAULTS, "cpt")
+    p.set_defaults(num_layers=16, rank=8, scale=20.0, batch_size=1, epochs=2)
+    args = parse_options(p, "cpt")
     train_adapter("cpt", args)
 
 

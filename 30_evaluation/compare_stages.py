@@ -6,7 +6,7 @@ Examples:
       sft=models/demo-omni-Text+adapters/demo_paper-sft --max-tokens 96
   python 30_evaluation/compare_stages.py --questions my_questions.jsonl --output results/mine --no-open-book
   python 30_evaluation/compare_stages.py --questions data/cpt/paper/heldout_questions.jsonl \\
-      30_evaluation/control_questions.jsonl
+      10_stage1_cpt/control_questions.jsonl
 
 Each stage is loaded once; its questions go through the chat template (reasoning
 skipped, greedy, batched). An answer is correct when it holds every key fact
@@ -23,22 +23,20 @@ from omnilm.errors import run_main
 from omnilm.evaluation import compare_stages
 from omnilm.paths import CONTROL_QUESTIONS, DEMO_QUESTIONS
 
-DEFAULTS = {"questions": [str(DEMO_QUESTIONS), str(CONTROL_QUESTIONS)], "stages": None,
-            "max_tokens": 48, "output": None, "open_book": True}
-
 
 def main():
     p = make_parser(__doc__)
-    p.add_argument("--questions", nargs="+", help="JSONL question files, read in turn (default: the demo paper's "
-                   "30_evaluation/questions.jsonl and the general control_questions.jsonl; stage 10 writes "
-                   "heldout_questions.jsonl for any paper)")
+    p.add_argument("--questions", default=[str(DEMO_QUESTIONS), str(CONTROL_QUESTIONS)], nargs="+",
+                   help="JSONL question files, read in turn (default: the demo paper's "
+                   "10_stage1_cpt/demo_paper.questions.jsonl and the general control_questions.jsonl; stage 10 "
+                   "writes heldout_questions.jsonl for any paper)")
     p.add_argument("--stages", nargs="+", help="name=MODEL or name=MODEL+ADAPTER ... (default: demo base, cpt, sft)")
-    p.add_argument("--max-tokens", type=int, help="answer length limit in tokens")
+    p.add_argument("--max-tokens", default=48, type=int, help="answer length limit in tokens")
     p.add_argument("--output", help="results folder (default: results/)")
-    p.add_argument("--no-open-book", dest="open_book", action="store_false", default=None,
+    p.add_argument("--no-open-book", dest="open_book", action="store_false", default=True,
                    help="skip the open-book upper bound (the first stage's model with each passage in the prompt)")
     p.add_argument("--config", help="YAML file with these options (section: eval)")
-    args = parse_options(p, DEFAULTS, "eval")
+    args = parse_options(p, "eval")
     compare_stages(args)
 
 

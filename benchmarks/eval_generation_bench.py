@@ -79,7 +79,7 @@ def write_results(result, out):
 def main():
     p = make_parser(__doc__)
     p.add_argument("--stages", nargs="+", help="name=MODEL or name=MODEL+ADAPTER ... (default: demo base, cpt, sft)")
-    p.add_argument("--questions", default=str(REPO_DIR / "30_evaluation" / "questions.jsonl"))
+    p.add_argument("--questions", default=str(REPO_DIR / "10_stage1_cpt" / "demo_paper.questions.jsonl"))
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-open-book", dest="open_book", action="store_false")

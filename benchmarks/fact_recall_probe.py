@@ -15,15 +15,13 @@ stage and fact) and fact_recall.md (hits per stage, trained vs held out).
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
-import csv
-import io
 
-from omnilm.atomic import write_text_atomic
+from omnilm.atomic import write_csv_atomic, write_text_atomic
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.facts import FACTS_FILE, has_answer
 from omnilm.jsonl import read_jsonl
-from omnilm.paths import adapters_dir, data_dir, demo_text_model, display, resolve, results_dir
+from omnilm.paths import adapters_dir, cpt_data_dir, demo_text_model, display, resolve, results_dir
 
 
 def probe_prefix(fact):
@@ -52,7 +50,7 @@ def main():
     p.add_argument("--stages", nargs="+", help="name=ADAPTER or name=none ... (default base=none, cpt and sft of the data)")
     p.add_argument("--output", help="results folder (default results/benchmark)")
     args = p.parse_args()
-    data = resolve(args.data) if args.data else data_dir() / "cpt" / "demo_paper"
+    data = resolve(args.data) if args.data else cpt_data_dir()
     if not (data / FACTS_FILE).is_file():
         raise UserError(f"{display(data)} has no {FACTS_FILE} (run 10_stage1_cpt/prepare_data.py first)")
     facts = read_jsonl(data / FACTS_FILE, "facts")
@@ -79,12 +77,7 @@ def main():
                          sum(bool(f.get("heldout")) == held for f, _, _ in rows)] for held in (False, True)}
         lines.append(f"| {name} | {counts[False][0]} / {counts[False][1]} | {counts[True][0]} / {counts[True][1]} |")
         print(lines[-1], flush=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
-    writer.writeheader()
-    writer.writerows(table)
-    output.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output / "fact_recall.csv", buffer.getvalue())
+    write_csv_atomic(output / "fact_recall.csv", table, list(table[0]))
     write_text_atomic(output / "fact_recall.md", f"# Fact statements completed ({display(data)})\n\n"
                       + "\n".join(lines) + "\n")
     print(f"-> {display(output / 'fact_recall.md')}")

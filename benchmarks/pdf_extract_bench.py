@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO))
 from omnilm.atomic import write_text_atomic  # noqa: E402
 from omnilm.config import make_parser  # noqa: E402
 from omnilm.errors import UserError, run_main  # noqa: E402
-from omnilm.paths import data_dir, display, resolve, results_dir  # noqa: E402
+from omnilm.paths import demo_pdf, display, resolve, results_dir  # noqa: E402
 from omnilm.pdf_text import choose_extractor, clean_pages, extract_pages  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def main():
     p.add_argument("--repeats", type=int, default=7, help="runs of each extractor (default 7)")
     p.add_argument("--output", help="JSON to write (default: results/pdf_extract_bench.json)")
     args = p.parse_args()
-    pdf = resolve(args.pdf) if args.pdf else data_dir() / "demo_paper.pdf"
+    pdf = resolve(args.pdf) if args.pdf else demo_pdf()
     if not pdf.exists():
         raise UserError(f"{display(pdf)} does not exist (python 10_stage1_cpt/make_demo_pdf.py makes the demo one)")
     extractors = ["pdfplumber"]

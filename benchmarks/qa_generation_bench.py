@@ -17,7 +17,7 @@ import time
 
 from omnilm.config import make_parser
 from omnilm.errors import run_main
-from omnilm.paths import REPO_DIR, data_dir, demo_text_model, display, resolve, results_dir
+from omnilm.paths import REPO_DIR, cpt_data_dir, demo_text_model, display, resolve, results_dir
 from omnilm.runtime import machine_summary
 
 
@@ -50,7 +50,7 @@ def main():
 
     p = make_parser(__doc__)
     p.add_argument("--model", default=str(demo_text_model()))
-    p.add_argument("--chunks", default=str(data_dir() / "cpt" / "demo_paper"))
+    p.add_argument("--chunks", default=str(cpt_data_dir()))
     p.add_argument("--prompts", type=int, default=6)
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=16)

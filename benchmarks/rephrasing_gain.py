@@ -16,19 +16,18 @@ and each K's training time) and that run's eval.* in --output.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
-import csv
 import json
 import shlex
 import time
 
-from omnilm.atomic import write_text_atomic
+from omnilm.atomic import write_csv_atomic, write_text_atomic
 from omnilm.benchmark_report import machine_line
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.evaluation import KINDS
 from omnilm.facts import HELDOUT_QUESTIONS_FILE
-from omnilm.paths import (CONTROL_QUESTIONS, DEMO_QUESTIONS, adapters_dir, data_dir, demo_text_model, display,
-                          optional_file, resolve, results_dir)
+from omnilm.paths import (CONTROL_QUESTIONS, DEMO_QUESTIONS, adapter_dir, cpt_data_dir, demo_pdf, demo_text_model,
+                          display, optional_file, resolve, results_dir, sft_data_dir)
 from omnilm.pipeline import run_or_fail
 from omnilm.runtime import machine_summary
 
@@ -36,8 +35,8 @@ from omnilm.runtime import machine_summary
 def chain(k, pdf, model, stem, qa_args):
     """Stages 10 and 20 for one K; returns (stage 10's data, CPT adapter, SFT adapter, seconds)."""
     started = time.perf_counter()
-    cpt_data, sft_data = data_dir() / "cpt" / f"{stem}-k{k}", data_dir() / "sft" / f"{stem}-k{k}"
-    cpt, sft = adapters_dir() / f"{stem}-k{k}-cpt", adapters_dir() / f"{stem}-k{k}-sft"
+    cpt_data, sft_data = cpt_data_dir(f"{stem}-k{k}"), sft_data_dir(f"{stem}-k{k}")
+    cpt, sft = adapter_dir(f"{stem}-k{k}", "cpt"), adapter_dir(f"{stem}-k{k}", "sft")
     run_or_fail("10_stage1_cpt/prepare_data.py", ["--pdf", pdf, "--model", model, "--output", cpt_data,
                                                   "--rephrasings", k, "--force"])
     run_or_fail("10_stage1_cpt/train_cpt.py", ["--data", cpt_data, "--model", model, "--adapter-path", cpt, "--force"])
@@ -51,10 +50,7 @@ def chain(k, pdf, model, stem, qa_args):
 def write_outputs(summary, ks, seconds, out, machine):
     rows = [{"k": k, "stage": stage, **{kind: summary[f"k{k}-{stage}"].get(kind) for kind in KINDS},
              "chain_seconds": round(seconds[k])} for k in ks for stage in ("cpt", "sft")]
-    with open(out / "rephrasing_gain.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["k", "stage", *KINDS, "chain_seconds"])
-        w.writeheader()
-        w.writerows(rows)
+    write_csv_atomic(out / "rephrasing_gain.csv", rows, ["k", "stage", *KINDS, "chain_seconds"])
     lines = ["# Accuracy against rephrasings per fact (K) in the CPT text", "", f"Machine: {machine}", "",
              "| K | stage | " + " | ".join(KINDS) + " | prepare+CPT+Q&A+SFT (s) |",
              "|---" * (len(KINDS) + 3) + "|"]
@@ -93,12 +89,12 @@ def main():
     p.add_argument("--model", help="text model (default models/demo-omni-Text)")
     p.add_argument("--qa-args", default="", help="more generate_qa.py flags, one quoted string after '='")
     p.add_argument("--questions", help="the paper's own evaluation questions, or 'none' "
-                   "(default: the demo paper's 30_evaluation/questions.jsonl)")
+                   "(default: the demo paper's 10_stage1_cpt/demo_paper.questions.jsonl)")
     p.add_argument("--output", help="results folder (default results/rephrasing_gain)")
     args = p.parse_args()
     if len(set(args.k)) != len(args.k) or min(args.k) < 0:
         raise UserError("--k needs distinct values >= 0")
-    pdf = resolve(args.pdf) if args.pdf else data_dir() / "demo_paper.pdf"
+    pdf = resolve(args.pdf) if args.pdf else demo_pdf()
     model = resolve(args.model) if args.model else demo_text_model()
     for path, what in ((pdf, "--pdf"), (model, "--model")):
         if not path.exists():

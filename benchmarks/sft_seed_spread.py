@@ -23,7 +23,7 @@ from omnilm.atomic import write_text_atomic
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.evaluation import KINDS
-from omnilm.paths import adapters_dir, data_dir, demo_text_model, display, resolve, results_dir
+from omnilm.paths import adapters_dir, demo_text_model, display, resolve, results_dir, sft_data_dir
 from omnilm.pipeline import run_or_fail
 
 
@@ -67,7 +67,7 @@ def main():
         raise UserError("--seeds needs at least two different seeds")
     model = resolve(args.model) if args.model else demo_text_model()
     out = resolve(args.output) if args.output else results_dir() / "sft_seed_spread"
-    data = data_dir() / "sft" / args.data
+    data = sft_data_dir(args.data)
     if not (data / "train.jsonl").is_file():
         raise UserError(f"{display(data)} has no train.jsonl (run 20_stage2_sft/generate_qa.py first)")
     stages = []

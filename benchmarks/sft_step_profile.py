@@ -16,12 +16,11 @@ breakdown) to --output.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
-import csv
 import statistics
 import time
 from argparse import Namespace
 
-from omnilm.atomic import write_text_atomic
+from omnilm.atomic import write_csv_atomic, write_text_atomic
 from omnilm.benchmark_report import machine_line
 from omnilm.config import make_parser
 from omnilm.errors import run_main
@@ -147,11 +146,7 @@ def main():
     args = p.parse_args()
     rows, info = profile(args)
     out = resolve(args.output) if args.output else results_dir() / "sft_step_profile"
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "sft_step_profile.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv_atomic(out / "sft_step_profile.csv", rows, list(rows[0]))
     text = report(rows, info, args, machine_line(machine_summary()))
     write_text_atomic(out / "sft_step_profile.md", text)
     print("\n" + text + f"-> {display(out)}/sft_step_profile.md, .csv")

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 import omnilm  # noqa: E402,F401  (fast BLAS before mlx)
 from omnilm.config import make_parser  # noqa: E402
 from omnilm.errors import run_main  # noqa: E402
-from omnilm.paths import adapters_dir, data_dir, demo_text_model, display, resolve, results_dir  # noqa: E402
+from omnilm.paths import adapter_dir, demo_text_model, display, resolve, results_dir, sft_data_dir  # noqa: E402
 
 
 def repeated_batches(dataset, batch_size, max_seq_length, comm_group=None):
@@ -40,8 +40,8 @@ def repeated_batches(dataset, batch_size, max_seq_length, comm_group=None):
 def main():
     p = make_parser(__doc__)
     p.add_argument("--model", default=str(demo_text_model()))
-    p.add_argument("--adapter", default=str(adapters_dir() / "demo_paper-sft"))
-    p.add_argument("--data", default=str(data_dir() / "sft" / "demo_paper"))
+    p.add_argument("--adapter", default=str(adapter_dir()))
+    p.add_argument("--data", default=str(sft_data_dir()))
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--output", default=str(results_dir() / "validation_bench"))

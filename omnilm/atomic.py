@@ -81,6 +81,19 @@ def atomic_file(path):
         raise
 
 
+def write_csv_atomic(path, rows, columns):
+    """Rows (dicts) as CSV under these columns (a missing value left empty, other keys
+    ignored), written whole like every artifact."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), restval="", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
 def write_text_atomic(path, text):
     with atomic_file(path) as tmp:
         tmp.write_text(text)

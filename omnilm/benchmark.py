@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from omnilm.errors import UserError
-from omnilm.paths import REPO_DIR, data_dir, demo_text_model, display
+from omnilm.paths import REPO_DIR, data_dir, demo_text_model, display, quantized_dir
 
 BUILTIN_PASSAGE = REPO_DIR / "01_quantize" / "benchmark_passage.txt"
 PERPLEXITY_WINDOW = 512
@@ -215,7 +215,7 @@ def measure_in_subprocess(model_dir, text, prompt_tokens=128, max_tokens=64, rep
 
 def default_models():
     base = demo_text_model()
-    found = [m for m in (base, base.parent / f"{base.name}-8bit", base.parent / f"{base.name}-4bit") if m.exists()]
+    found = [m for m in (base, quantized_dir(base, 8), quantized_dir(base, 4)) if m.exists()]
     if not found:
         raise UserError(f"no models to benchmark: {display(base)} does not exist (run 00_extract and "
                         f"01_quantize/quantize.py first, or pass --models)")
@@ -236,7 +236,8 @@ def run_benchmark(args):
     """Stage 01's benchmark for resolved options (models, output, repeats, text_file,
     prompt_tokens, max_tokens, perplexity_tokens); returns the results folder."""
     from omnilm.atomic import staged_dir
-    from omnilm.benchmark_report import machine_line, markdown, plot, to_row, write_csv
+    from omnilm.atomic import write_csv_atomic
+    from omnilm.benchmark_report import CSV_COLUMNS, machine_line, markdown, plot, to_row
     from omnilm.manifest import fingerprint, write_manifest
     from omnilm.paths import resolve, results_dir
     from omnilm.quantize import text_model_config
@@ -276,7 +277,7 @@ def run_benchmark(args):
         metrics["perplexity ratio last/first"] = round(last["perplexity"] / first["perplexity"], 3)
         metrics["peak memory ratio last/first"] = round(last["peak_memory_gb"] / first["peak_memory_gb"], 3)
     with staged_dir(output, force=True, what="results folder") as tmp:  # results are always regenerated
-        write_csv(rows, tmp / "benchmark.csv")
+        write_csv_atomic(tmp / "benchmark.csv", rows, CSV_COLUMNS)
         (tmp / "benchmark.md").write_text(table)
         (tmp / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         plot(rows, tmp / "benchmark.png", machine)

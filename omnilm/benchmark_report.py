@@ -31,15 +31,6 @@ def to_row(result):
     return row
 
 
-def write_csv(rows, path):
-    import csv
-
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _change(fraction, up, down):
     return f"{abs(fraction):.0%} {up if fraction >= 0 else down}"
 

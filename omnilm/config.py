@@ -1,8 +1,9 @@
-"""Options: command-line flag > YAML file (--config) > the stage's defaults.
+"""Options: command-line flag > YAML file (--config) > the option's default.
 
-Flags default to None so an unset flag can be told from a set one. A YAML file
-may hold the options at top level or under a section named after the stage
-(`cpt:`, `sft:`...), so one file can configure the whole pipeline."""
+Each option is declared once, in the script's add_argument (type, default, help);
+parse_options moves the defaults aside so an unset flag can be told from a set one.
+A YAML file may hold the options at top level or under a section named after the
+stage (`cpt:`, `sft:`...), so one file can configure the whole pipeline."""
 import argparse
 import re
 from pathlib import Path
@@ -34,16 +35,24 @@ def load_yaml(path):
     return data
 
 
-def parse_options(parser, defaults, section, argv=None):
-    """parse_args + resolve_options, with every default shown in --help (from `defaults`,
-    the one place it is written) and --print-config: print the resolved options as
-    YAML, under `section`, ready to save as a --config file, and exit."""
+NOT_OPTIONS = {"help", "config", "print_config", "force", "resume"}  # about this run, not options a config sets
+
+
+def parse_options(parser, section, argv=None):
+    """parse_args, then flag > YAML (--config, its `section`) > default. Each option is
+    declared once, in its add_argument (type, default, help) or a script's set_defaults;
+    the default is shown in --help and the flag itself parses to None unless given, so
+    a given flag can be told from an unset one. --print-config prints the resolved
+    options as YAML under `section`, ready to save as a --config file, and exits."""
     import sys
 
     import yaml
 
+    defaults = {a.dest: a.default for a in parser._actions if a.dest not in NOT_OPTIONS}
     for action in parser._actions:
-        value = defaults.get(action.dest)
+        if action.dest not in defaults:
+            continue
+        value, action.default = action.default, None
         if value is not None and action.help and "default" not in action.help:
             shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
             action.help += f" (default {str(shown).lower() if isinstance(value, bool) else shown})"

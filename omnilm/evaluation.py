@@ -11,11 +11,11 @@ reworded) and `control` (general knowledge, to see forgetting). The `open_book`
 run asks the first stage's model, without adapter, each question that carries
 its source `passage` with the passage in the prompt: the upper bound, telling a
 missing fact from a model too small to answer."""
-import csv
 import json
 import time
 from pathlib import Path
 
+from omnilm.atomic import write_csv_atomic
 from omnilm.errors import UserError
 from omnilm.paths import display, resolve, results_dir
 from omnilm.scoring import score_answer
@@ -68,11 +68,10 @@ def parse_stage(spec):
 
 def default_stages():
     """The demo's base, cpt and sft stages as (name, model, adapter)."""
-    from omnilm.paths import adapters_dir, demo_text_model
+    from omnilm.paths import adapter_dir, demo_text_model
 
     base = demo_text_model()
-    return [("base", base, None), ("cpt", base, adapters_dir() / "demo_paper-cpt"),
-            ("sft", base, adapters_dir() / "demo_paper-sft")]
+    return [("base", base, None), ("cpt", base, adapter_dir(kind="cpt")), ("sft", base, adapter_dir(kind="sft"))]
 
 
 def plan_runs(stages, questions, open_book=True):
@@ -99,20 +98,47 @@ def prompt_tokens(tokenizer, question):
     return chat_prompt(tokenizer, messages), prompt_ids(tokenizer, messages)
 
 
-def answer_nll(model, tokenizer, question, reference):
-    """Mean negative log-likelihood per token of `reference` (and the end of turn) as
-    the answer to `question`, tokenized as in a training example."""
-    import mlx.core as mx
-    import mlx.nn as nn
+NLL_BATCH_TOKENS = 1024  # tokens per batched forward: logits stay at tokens x vocabulary floats
 
+
+def answer_ids(tokenizer, question, reference):
+    """(ids, prompt length): `reference` and the end of turn as the answer to
+    `question`, tokenized as in a training example."""
     prompt, prompt_ids = prompt_tokens(tokenizer, question)
     ids = tokenizer.encode(prompt + reference, add_special_tokens=False)
     if ids[:len(prompt_ids)] != prompt_ids:  # the answer merged into the prompt's last token
         ids = prompt_ids + tokenizer.encode(reference, add_special_tokens=False)
-    ids = mx.array([ids + [tokenizer.eos_token_id]])
-    logits = model(ids[:, :-1]).astype(mx.float32)
-    losses = nn.losses.cross_entropy(logits, ids[:, 1:], reduction="none")[0, len(prompt_ids) - 1:]
-    return float(losses.mean())
+    return ids + [tokenizer.eos_token_id], len(prompt_ids)
+
+
+def answer_nlls(model, tokenizer, pairs, batch_tokens=NLL_BATCH_TOKENS):
+    """Mean negative log-likelihood per token of each reference (and the end of turn)
+    as the answer to its question, for [(question, reference)]. Sequences of similar
+    length share one forward (right-padded: a causal model's positions never see the
+    padding after them); one at a time, this took longer than generating the answers."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    seqs = [answer_ids(tokenizer, q, r) for q, r in pairs]
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
+    out, start = [None] * len(seqs), 0
+    while start < len(order):
+        width, end = len(seqs[order[start]][0]), start + 1
+        while end < len(order) and (end - start + 1) * len(seqs[order[end]][0]) <= batch_tokens:
+            width, end = len(seqs[order[end]][0]), end + 1
+        rows = order[start:end]
+        batch = mx.array([seqs[i][0] + [tokenizer.eos_token_id] * (width - len(seqs[i][0])) for i in rows])
+        losses = nn.losses.cross_entropy(model(batch[:, :-1]).astype(mx.float32), batch[:, 1:], reduction="none")
+        for row, i in enumerate(rows):
+            ids, prompt_len = seqs[i]
+            out[i] = float(losses[row, prompt_len - 1:len(ids) - 1].mean())
+        start = end
+    return out
+
+
+def answer_nll(model, tokenizer, question, reference):
+    """answer_nlls of one question."""
+    return answer_nlls(model, tokenizer, [(question, reference)])[0]
 
 
 def generate_answer(model, tokenizer, question, max_tokens):
@@ -161,13 +187,14 @@ def evaluate_stage(name, model_dir, adapter, questions, max_tokens=48, bar=None,
     mx.reset_peak_memory()  # the peak is process-wide: this stage's own
     messages = [asked(q, open_book) for q in questions]
     answers, run = generate_answers(model, tokenizer, messages, max_tokens, bar)
+    nlls = answer_nlls(model, tokenizer, [(message, q["reference"]) for q, message in zip(questions, messages)])
     rows = []
-    for q, message, answer, text in zip(questions, messages, answers, run.texts):
+    for q, answer, text, nll in zip(questions, answers, run.texts, nlls):
         correct, _, missing = score_answer(answer, q["key_facts"])
         rows.append({
             "stage": name, "kind": q["kind"], "id": q["id"], "question": q["question"], "answer": answer,
             "correct": int(correct), "facts_missing": "; ".join(missing),
-            "answer_nll": round(answer_nll(model, tokenizer, message, q["reference"]), 4),
+            "answer_nll": round(nll, 4),
             # speed is the batch's: all its generated tokens / its wall seconds, prefill included
             "generation_tps": round(run.tokens_per_second, 2),
             "generated_tokens": len(tokenizer.encode(text, add_special_tokens=False)),  # end of turn not counted
@@ -195,13 +222,6 @@ def summarize(rows):
         s["peak_memory_gb"] = max(r["peak_memory_gb"] for r in mine)
         out[stage] = s
     return out
-
-
-def write_csv(rows, path):
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
 
 
 def _cell(text, width=70):
@@ -284,7 +304,7 @@ def run_comparison(runs, output_dir, max_tokens=48, bar=None):
         rows += evaluate_stage(name, model_dir, adapter, questions, max_tokens, bar, open_book)
     summary = summarize(rows)
     output_dir = Path(output_dir)
-    write_csv(rows, output_dir / "eval.csv")
+    write_csv_atomic(output_dir / "eval.csv", rows, CSV_COLUMNS)
     write_markdown(rows, summary, output_dir / "eval.md")
     write_chart(summary, output_dir / "eval.png")
     return rows, summary, time.perf_counter() - started

@@ -280,7 +280,7 @@ def extract_stage(args):
     force): the source checked before any output exists; returns the output folder."""
     from omnilm.atomic import staged_dir
     from omnilm.manifest import fingerprint, write_manifest
-    from omnilm.paths import display, models_dir, resolve
+    from omnilm.paths import display, models_dir, resolve, text_model_dir
     from omnilm.progress import byte_bar
 
     if args.hf_repo:
@@ -293,7 +293,7 @@ def extract_stage(args):
         hint = " (build the demo first: python 00_extract/make_demo_omni.py)" if source.name == "demo-omni" else ""
         raise UserError(f"source {display(source)} does not exist{hint}")
     text_config_of(load_config(source), source)  # refuse a non-omni source before any output exists
-    output = resolve(args.output) if args.output else source.parent / f"{source.name}-Text"
+    output = resolve(args.output) if args.output else text_model_dir(source)
     if output.resolve() == source.resolve():
         raise UserError("--output must differ from --source")
     dtype, why = choose_dtype(args.dtype)

@@ -7,10 +7,16 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent  # where the committed inputs live (golden pairs, questions, demo source)
 
-# hand-written inputs: the demo paper's own, and the general-knowledge controls every paper is asked
-DEMO_GOLDEN = REPO_DIR / "20_stage2_sft" / "golden.jsonl"
-DEMO_QUESTIONS = REPO_DIR / "30_evaluation" / "questions.jsonl"
-CONTROL_QUESTIONS = REPO_DIR / "30_evaluation" / "control_questions.jsonl"
+# Hand-written inputs, in the folder of the first stage that reads them (stage 10), so
+# no stage reaches into a later one's folder: the demo paper's golden pairs and
+# questions beside its source (paper.golden.jsonl, paper.questions.jsonl: the
+# convention for any paper), the general-knowledge controls every paper is asked, and
+# the general questions the model answers for replay.
+INPUTS_DIR = REPO_DIR / "10_stage1_cpt"
+DEMO_GOLDEN = INPUTS_DIR / "demo_paper.golden.jsonl"
+DEMO_QUESTIONS = INPUTS_DIR / "demo_paper.questions.jsonl"
+CONTROL_QUESTIONS = INPUTS_DIR / "control_questions.jsonl"
+REPLAY_QUESTIONS = INPUTS_DIR / "replay_questions.txt"
 
 
 def root():
@@ -23,7 +29,49 @@ def models_dir():
 
 def demo_text_model():
     """The demo's float text model (stage 00's output): every stage's default model."""
-    return models_dir() / "demo-omni-Text"
+    return text_model_dir(models_dir() / "demo-omni")
+
+
+# ---- where each artifact goes: one function each, for the stage scripts and the pipeline
+
+DEMO_PAPER = "demo_paper"  # the demo paper's stem: its data and adapter folders are named after it
+
+
+def text_model_dir(source):
+    """The text model stage 00 extracts from an omni checkpoint folder: beside it, -Text."""
+    source = Path(source)
+    return source.parent / f"{source.name}-Text"
+
+
+def quantized_dir(model, bits):
+    """Stage 01's quantized copy of a text model: beside it, -8bit / -4bit."""
+    model = Path(model)
+    return model.parent / f"{model.name}-{bits}bit"
+
+
+def demo_pdf():
+    return data_dir() / f"{DEMO_PAPER}.pdf"
+
+
+def paper_stem(pdf):
+    """The name a paper's artifacts take: the PDF's stem, or a folder of PDFs' name."""
+    pdf = Path(pdf)
+    return pdf.stem if pdf.is_file() or not pdf.exists() else pdf.name
+
+
+def cpt_data_dir(stem=DEMO_PAPER):
+    """Stage 10's data for a paper: chunks, facts, train/valid, replay."""
+    return data_dir() / "cpt" / stem
+
+
+def sft_data_dir(stem=DEMO_PAPER):
+    """Stage 20's data for a paper: pairs, train/valid, dropped."""
+    return data_dir() / "sft" / stem
+
+
+def adapter_dir(stem=DEMO_PAPER, kind="sft"):
+    """A paper's adapter of one training kind (cpt or sft)."""
+    return adapters_dir() / f"{stem}-{kind}"
 
 
 def data_dir():

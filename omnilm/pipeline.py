@@ -16,8 +16,9 @@ from omnilm.atomic import write_text_atomic
 from omnilm.errors import UserError
 from omnilm.facts import HELDOUT_QUESTIONS_FILE
 from omnilm.manifest import MANIFEST, sha256_file
-from omnilm.paths import (CONTROL_QUESTIONS, DEMO_GOLDEN, DEMO_QUESTIONS, REPO_DIR, adapters_dir, data_dir,
-                          display, models_dir, optional_file, paper_inputs, results_dir)
+from omnilm.paths import (CONTROL_QUESTIONS, DEMO_GOLDEN, DEMO_QUESTIONS, REPLAY_QUESTIONS, REPO_DIR, adapter_dir,
+                          cpt_data_dir, demo_pdf, display, models_dir, optional_file, paper_inputs, paper_stem,
+                          quantized_dir, results_dir, sft_data_dir, text_model_dir)
 
 
 
@@ -132,9 +133,9 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
     cfg = ["--config", config] if config else []
     demo, demo_paper = source is None, pdf is None
     source = Path(source) if source else models_dir() / "demo-omni"
-    text = source.parent / f"{source.name}-Text"
-    q8, q4 = text.parent / f"{text.name}-8bit", text.parent / f"{text.name}-4bit"
-    pdf = Path(pdf) if pdf else data_dir() / "demo_paper.pdf"
+    text = text_model_dir(source)
+    q8, q4 = quantized_dir(text, 8), quantized_dir(text, 4)
+    pdf = Path(pdf) if pdf else demo_pdf()
     if demo_paper:
         golden, questions = DEMO_GOLDEN, DEMO_QUESTIONS
     else:
@@ -142,9 +143,9 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
         golden, questions = (None if optional_file(given or found) is None else given or found
                              for given, found in zip((golden, questions), beside))
     golden_arg, questions_arg = golden or "none", questions or "none"
-    stem = pdf.stem if pdf.is_file() or not pdf.exists() else pdf.name
-    cpt_data, sft_data = data_dir() / "cpt" / stem, data_dir() / "sft" / stem
-    cpt, sft = adapters_dir() / f"{stem}-cpt", adapters_dir() / f"{stem}-sft"
+    stem = paper_stem(pdf)
+    cpt_data, sft_data = cpt_data_dir(stem), sft_data_dir(stem)
+    cpt, sft = adapter_dir(stem, "cpt"), adapter_dir(stem, "sft")
     bench = results_dir() / "benchmark"
     eval_questions = [*filter(None, [questions]), *([] if demo_paper else [cpt_data / HELDOUT_QUESTIONS_FILE]),
                       CONTROL_QUESTIONS]
@@ -162,7 +163,7 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
               reads=[text], writes=[q8, q4], title="8-bit and 4-bit versions"),
         Stage("prepare", "10_stage1_cpt/prepare_data.py", ["--pdf", pdf, "--model", text, "--output", cpt_data,
                                                            "--golden", golden_arg, "--force", *cfg],
-              reads=[pdf, text, REPO_DIR / "20_stage2_sft" / "replay_questions.txt", CONTROL_QUESTIONS,
+              reads=[pdf, text, REPLAY_QUESTIONS, CONTROL_QUESTIONS,
                      *filter(None, [golden])], writes=[cpt_data],
               title="PDF -> clean text -> token chunks, facts (+ replay answers) -> train/valid"),
         Stage("benchmark", "01_quantize/benchmark.py", ["--models", text, q8, q4, "--output", bench,

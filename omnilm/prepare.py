@@ -14,7 +14,7 @@ from omnilm.fact_training import cpt_texts, fact_inventory, heldout_questions, m
 from omnilm.facts import FACTS_FILE, HELDOUT_QUESTIONS_FILE
 from omnilm.jsonl import write_jsonl
 from omnilm.manifest import fingerprint, write_manifest
-from omnilm.paths import data_dir, display, models_dir, optional_file, resolve
+from omnilm.paths import cpt_data_dir, data_dir, display, models_dir, optional_file, paper_stem, resolve
 from omnilm.pdf_text import clean_pages, extract_pages, list_pdfs
 from omnilm.progress import bar
 from omnilm.replay import REPLAY_FILE, generate_replay, load_replay_questions, pack_texts, replay_count, replay_texts
@@ -127,8 +127,7 @@ def prepare_document(args):
 
     pdf = resolve(args.pdf)
     files = list_pdfs(pdf)
-    stem = pdf.name if pdf.is_dir() else pdf.stem
-    output = resolve(args.output) if args.output else data_dir() / "cpt" / stem
+    output = resolve(args.output) if args.output else cpt_data_dir(paper_stem(pdf))
     if output.exists() and not args.force:
         raise UserError(f"output {display(output)} already exists; pass --force to replace it")
     model = resolve(args.model)

@@ -7,7 +7,7 @@ from omnilm.fact_training import cpt_texts, fact_pairs
 from omnilm.facts import FACTS_FILE, facts_from_chunks
 from omnilm.jsonl import read_jsonl, write_jsonl
 from omnilm.manifest import base_model_of, fingerprint, write_manifest
-from omnilm.paths import adapters_dir, data_dir, demo_text_model, display, optional_file, resolve
+from omnilm.paths import adapter_dir, cpt_data_dir, demo_text_model, display, optional_file, resolve, sft_data_dir
 from omnilm.progress import bar
 from omnilm.replay import pack_texts, read_replay, split_replay
 from omnilm.sft_data import build_pairs, counts, load_golden, load_heldout_questions, split_train_valid, to_messages
@@ -48,9 +48,9 @@ def choose_model(args, stem):
         if not (adapter / "adapters.safetensors").is_file():
             raise UserError(f"--adapter {args.adapter} is not an adapter folder (no adapters.safetensors)")
     else:
-        default = adapters_dir() / f"{stem}-cpt"
+        default = adapter_dir(stem, "cpt")
         adapter = default if (default / "adapters.safetensors").is_file() else None
-    note = "" if adapter or args.adapter else f"no CPT adapter at {display(adapters_dir() / f'{stem}-cpt')}; using the base model"
+    note = "" if adapter or args.adapter else f"no CPT adapter at {display(adapter_dir(stem, 'cpt'))}; using the base model"
     if args.model:
         model = resolve(args.model)
     else:
@@ -94,10 +94,10 @@ def build_sft_data(args):
 
     from omnilm.qa_mining import context_name, find_acronyms
 
-    chunks_dir = resolve(args.chunks) if args.chunks else data_dir() / "cpt" / "demo_paper"
+    chunks_dir = resolve(args.chunks) if args.chunks else cpt_data_dir()
     chunks = load_chunks(chunks_dir)
     stem = chunks_dir.name
-    output = resolve(args.output) if args.output else data_dir() / "sft" / stem
+    output = resolve(args.output) if args.output else sft_data_dir(stem)
     golden_path, questions_path = optional_file(args.golden), optional_file(args.questions)
     golden = load_golden(golden_path) if golden_path and golden_path.is_file() else []
     heldout = load_heldout_questions(questions_path) if questions_path and questions_path.is_file() else []

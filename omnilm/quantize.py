@@ -112,11 +112,6 @@ def weights_summary(folder, config=None):
             "scales_dtype": scales_dtype}
 
 
-def output_for(model, bits):
-    model = Path(model)
-    return model.parent / f"{model.name}-{bits}bit"
-
-
 def quantize(source, output, bits, group_size, dtype):
     """mlx-lm convert into `output` (which must not exist). mlx-lm's own [INFO] lines
     are swallowed: the caller reports the figures."""
@@ -174,7 +169,7 @@ def quantize_models(args):
 
     from omnilm.atomic import staged_dir
     from omnilm.manifest import fingerprint, read_manifest, write_manifest
-    from omnilm.paths import demo_text_model, resolve
+    from omnilm.paths import demo_text_model, quantized_dir, resolve
     from omnilm.runtime import device_name
 
     bits = bits_list(args.bits)
@@ -193,7 +188,7 @@ def quantize_models(args):
     refuse_quantized(model, config)
     if args.output and len(bits) > 1:
         raise UserError("--output names one folder; with several --bits leave it out (outputs: <model>-<bits>bit)")
-    outputs = {b: resolve(args.output) if args.output else output_for(model, b) for b in bits}
+    outputs = {b: resolve(args.output) if args.output else quantized_dir(model, b) for b in bits}
     for out in outputs.values():  # refuse before writing anything
         if out.resolve() == model.resolve():
             raise UserError("--output must differ from --model")

@@ -13,11 +13,10 @@ from collections import Counter
 
 from omnilm.errors import UserError
 from omnilm.jsonl import read_jsonl
-from omnilm.paths import REPO_DIR, display
+from omnilm.paths import display
 from omnilm.qa_filters import check_leakage, check_length, find_near_duplicate, normalize_text
 from omnilm.think import split_reasoning
 
-QUESTIONS = REPO_DIR / "20_stage2_sft" / "replay_questions.txt"
 REPLAY_FILE = "replay.jsonl"
 CONTROL_SIMILARITY = 0.6  # as loose as the paraphrase hold-out: no reworded control question gets in
 MAX_WORDS = 20  # a small model's long answers ramble; short ones teach it to answer and stop

@@ -40,6 +40,22 @@ def test_answer_nll_matches_token_by_token(tiny_model):
     assert math.isclose(fast, slow, rel_tol=1e-4)
 
 
+def test_batched_answer_nlls_equal_one_at_a_time(tiny_model):
+    """Right-padded rows of different lengths in one forward give each row's own NLL."""
+    from mlx_lm import load
+
+    from omnilm.evaluation import answer_ids, answer_nlls
+
+    model, tokenizer = load(str(tiny_model))
+    pairs = [("What is SCP?", "Salient Compressor Pretraining."), ("Why?", "Because the paper says so, at length."),
+             ("How many layers does the compressor have, and why that many?", "Six."), ("Hi", "Hello.")]
+    together = answer_nlls(model, tokenizer, pairs)  # every row in one batch
+    alone = [_nll_token_by_token(model, tokenizer, q, r) for q, r in pairs]
+    assert len({len(answer_ids(tokenizer, q, r)[0]) for q, r in pairs}) == len(pairs)  # padding is exercised
+    assert all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(together, alone))
+    assert answer_nlls(model, tokenizer, pairs, batch_tokens=1) == pytest.approx(together, rel=1e-4)
+
+
 def test_answer_nll_prefers_the_true_answer(demo_text_model):
     from mlx_lm import load
 
@@ -88,14 +104,14 @@ def test_fused_lora_computes_the_same_function(tiny_model):
 
 
 def test_questions_file_is_valid_and_covers_every_kind():
-    questions = load_questions(REPO / "30_evaluation" / "questions.jsonl")
-    controls = load_questions(REPO / "30_evaluation" / "control_questions.jsonl")
+    questions = load_questions(REPO / "10_stage1_cpt" / "demo_paper.questions.jsonl")
+    controls = load_questions(REPO / "10_stage1_cpt" / "control_questions.jsonl")
     # the demo paper's questions in one file; the general controls, asked of every paper, in the other
     assert {q["kind"] for q in questions} == set(KINDS) - {"control"} and {q["kind"] for q in controls} == {"control"}
     questions += controls
     assert len({q["question"] for q in questions}) == len(questions)
     # every hand-written golden question is asked as a trained question: stage 20 promises them all
-    golden = {json.loads(line)["question"] for line in (REPO / "20_stage2_sft" / "golden.jsonl").read_text().splitlines()}
+    golden = {json.loads(line)["question"] for line in (REPO / "10_stage1_cpt" / "demo_paper.golden.jsonl").read_text().splitlines()}
     assert golden <= {q["question"] for q in questions if q["kind"] == "trained"}
     # the open-book bound needs each hand-written paper question's source text, copied verbatim
     paper = (REPO / "10_stage1_cpt" / "demo_paper.md").read_text()
@@ -206,7 +222,7 @@ def test_batched_answers_equal_one_by_one(demo_text_model):
     from omnilm.chat import load_model
 
     model, tokenizer = load_model(demo_text_model)
-    q = next(q for q in load_questions(REPO / "30_evaluation" / "questions.jsonl") if q["id"] == "d1")
+    q = next(q for q in load_questions(REPO / "10_stage1_cpt" / "demo_paper.questions.jsonl") if q["id"] == "d1")
     messages = [asked(q), asked(q, open_book=True)]  # prompts of unequal length: padded in the batch
     batched, run = generate_answers(model, tokenizer, messages, max_tokens=12)
     assert batched == [generate_answer(model, tokenizer, m, 12)[0] for m in messages]

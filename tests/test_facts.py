@@ -25,7 +25,7 @@ def demo(tmp_path_factory):
     pdf.write_bytes(render_paper((REPO_DIR / "10_stage1_cpt" / "demo_paper.md").read_text())[0])
     doc = clean_pages(extract_pages(pdf)[0])
     chunks = [{"id": "c0", "source": pdf.name, "text": doc.text}]
-    golden = [g["answer"] for g in load_golden(REPO_DIR / "20_stage2_sft" / "golden.jsonl")]
+    golden = [g["answer"] for g in load_golden(REPO_DIR / "10_stage1_cpt" / "demo_paper.golden.jsonl")]
     return fact_inventory([(pdf, doc)], chunks, golden, 0.35, 0)
 
 
@@ -69,7 +69,7 @@ def test_held_out_split_spares_golden_facts_and_holds_whole_sentences(demo):
     facts, _ = demo
     held = [f for f in facts if f["heldout"]]
     assert 10 <= len(held) < len(facts) / 2
-    golden = [g["answer"] for g in load_golden(REPO_DIR / "20_stage2_sft" / "golden.jsonl")]
+    golden = [g["answer"] for g in load_golden(REPO_DIR / "10_stage1_cpt" / "demo_paper.golden.jsonl")]
     assert not any(states_fact(g, f) for g in golden for f in held)
     groups = {f["group"] for f in held}
     assert all(f["heldout"] for f in facts if f["group"] in groups)
@@ -105,7 +105,7 @@ def test_no_sft_row_teaches_a_held_out_fact(demo):
     sneaky = held[0]
     candidates.append({"question": "What else does VELLUM report?", "answer": sneaky["statement"],
                        "source": "model", "chunk_id": "c0"})
-    golden = load_golden(REPO_DIR / "20_stage2_sft" / "golden.jsonl")
+    golden = load_golden(REPO_DIR / "10_stage1_cpt" / "demo_paper.golden.jsonl")
     kept, dropped = build_pairs(golden, candidates, {"c0": " ".join(f["sentence"] for f in facts)}, [], context,
                                 heldout_facts=held)
     assert not any(leaked_fact(p["question"], p["answer"], held) for p in kept)
@@ -124,7 +124,7 @@ def test_evaluation_heldout_questions_ask_held_out_facts_only(demo):
     each asks a fact that the split holds out, so no training row states it."""
     facts, _ = demo
     held = [f for f in facts if f["heldout"]]
-    questions = [json.loads(line) for line in (REPO_DIR / "30_evaluation" / "questions.jsonl").read_text().splitlines()]
+    questions = [json.loads(line) for line in (REPO_DIR / "10_stage1_cpt" / "demo_paper.questions.jsonl").read_text().splitlines()]
     heldout_questions = [q for q in questions if q["kind"] == "heldout_fact"]
     assert len(heldout_questions) >= 15
     def asks(q, f):  # the fact's sentence holds the question's answer and most of its reference

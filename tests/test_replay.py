@@ -2,8 +2,8 @@
 import pytest
 
 from omnilm.errors import UserError
-from omnilm.paths import REPO_DIR
-from omnilm.replay import (QUESTIONS, generate_replay, load_replay_questions, replay_count, replay_texts,
+from omnilm.paths import REPLAY_QUESTIONS, REPO_DIR
+from omnilm.replay import (generate_replay, load_replay_questions, replay_count, replay_texts,
                            select_answers, split_replay)
 from omnilm.sft_data import load_eval_questions
 
@@ -39,8 +39,8 @@ def test_question_list_skips_control_questions_and_repeats(tmp_path):
 
 
 def test_committed_questions_stay_clear_of_the_control_questions():
-    control = load_eval_questions(REPO_DIR / "30_evaluation" / "control_questions.jsonl", "control")
-    questions, skipped = load_replay_questions(QUESTIONS, control)
+    control = load_eval_questions(REPO_DIR / "10_stage1_cpt" / "control_questions.jsonl", "control")
+    questions, skipped = load_replay_questions(REPLAY_QUESTIONS, control)
     assert len(control) == 15 and skipped == {} and len(questions) >= 40
 
 

@@ -51,8 +51,8 @@ def test_every_reference_answer_passes_its_own_key_facts():
 
     from omnilm.evaluation import load_questions
 
-    folder = Path(__file__).resolve().parents[1] / "30_evaluation"
-    for q in load_questions(folder / "questions.jsonl") + load_questions(folder / "control_questions.jsonl"):
+    folder = Path(__file__).resolve().parents[1] / "10_stage1_cpt"
+    for q in load_questions(folder / "demo_paper.questions.jsonl") + load_questions(folder / "control_questions.jsonl"):
         assert score_answer(q["reference"], q["key_facts"])[0], q["id"]
 
 

@@ -1,7 +1,6 @@
 """The shared LoRA trainer: answer-only chat masking, early stopping that keeps the
 best weights, resume after a kill, SFT continuing a CPT adapter (tiny model)."""
 import argparse
-import importlib.util
 import json
 import os
 import signal
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CPT_SCRIPT = REPO / "10_stage1_cpt" / "train_cpt.py"
@@ -23,10 +23,10 @@ VALID_TEXT = "the cat sat on the mat and the dog ran in the park x"
 
 
 def script_defaults(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.DEFAULTS
+    """{option: default} of a training script, as its --print-config prints them."""
+    printed = subprocess.run([sys.executable, str(path), "--print-config"], capture_output=True, text=True, check=True)
+    (_, options), = yaml.safe_load(printed.stdout).items()
+    return options
 
 
 def run_args(script, **options):
@@ -344,6 +344,8 @@ def test_sft_reports_the_replay_loss_apart_from_the_document_loss(tiny_model, pr
     assert trend["lowest"] == pytest.approx(min(replay_column.values()), abs=1e-4)
     assert replay_column[trend["lowest_iteration"]] == pytest.approx(trend["lowest"], abs=1e-4)
     assert read_manifest(folder)["metrics"]["replay_val_loss"] == trend
+    # the total the callback weighs together from the groups is mlx-lm's loss over every row
+    assert val_loss(tiny_model, folder, data / "valid.jsonl") == pytest.approx(metrics["best_val_loss"], rel=1e-4)
     assert "general answers (replay)" in summary_line("sft", metrics, folder)
     assert read_manifest(folder)["args"]["replay_distill"] == 32  # the default: replay learns the base's distribution
 

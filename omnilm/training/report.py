@@ -3,21 +3,18 @@ the one-line summary."""
 from pathlib import Path
 
 from omnilm import adapters as af
+from omnilm.atomic import write_csv_atomic
 from omnilm.paths import display
 
 
-def write_losses_csv(path, history):
-    import csv
-    import io
+LOSS_COLUMNS = ("iteration", "train_loss", "val_loss", "val_loss_document", "val_loss_replay", "tokens_per_second",
+                "peak_memory_gb")
 
-    cols = ["iteration", "train_loss", "val_loss", "val_loss_document", "val_loss_replay", "tokens_per_second",
-            "peak_memory_gb"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
-    w.writeheader()
-    for h in sorted(history, key=lambda h: (h["iteration"], "val_loss" in h)):
-        w.writerow({k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()})
-    af.write_text_atomic(path, buf.getvalue())
+
+def write_losses_csv(path, history):
+    rows = [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()}
+            for h in sorted(history, key=lambda h: (h["iteration"], "val_loss" in h))]
+    write_csv_atomic(path, rows, LOSS_COLUMNS)
 
 
 def plot_losses(path, history, best_iteration, title):

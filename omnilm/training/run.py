@@ -6,9 +6,9 @@ from omnilm import adapters as af
 from omnilm import progress
 from omnilm.errors import UserError
 from omnilm.manifest import base_model_of, fingerprint, sha256_file, write_manifest
-from omnilm.paths import adapters_dir, data_dir, display, resolve
+from omnilm.paths import adapter_dir, cpt_data_dir, display, quantized_dir, resolve, sft_data_dir
 from omnilm.training.callback import EarlyStopping, StopTraining
-from omnilm.training.data import epoch_batches, load_split, validation_groups
+from omnilm.training.data import Rows, epoch_batches, load_split, validation_groups
 from omnilm.training.distillation import distill_loss, replay_teacher, with_teacher
 from omnilm.training.report import plot_losses, replay_trend, summary_line, write_losses_csv
 
@@ -26,14 +26,15 @@ def choose_base_model(model_flag, data, init_adapter):
         raise UserError(f"{display(data)}/manifest.json names no model; pass --model")
     if on_cpu():
         return float_model, "CPU: LoRA on the float model (QLoRA on the 4-bit model trains about 30x slower here)"
-    q4 = float_model.parent / f"{float_model.name}-4bit"
+    q4 = quantized_dir(float_model, 4)
     if (q4 / "config.json").exists():
         return q4, "GPU: QLoRA on the 4-bit model (about a quarter of the memory, as the seed run)"
     return float_model, f"GPU, but no {display(q4)}: LoRA on the float model"
 
 
 def add_training_arguments(p, kind):
-    """The flags both training scripts share (all default to None: flag > YAML > DEFAULTS)."""
+    """The options both training scripts share, with the defaults they share; each
+    script sets its own (epochs, batch size, LoRA shape) with p.set_defaults."""
     what = "data/cpt/demo_paper" if kind == "cpt" else "data/sft/demo_paper"
     p.add_argument("--model", help="base model folder (default: see the description)")
     p.add_argument("--data", help=f"folder with train.jsonl and valid.jsonl (default {what})")
@@ -41,18 +42,20 @@ def add_training_arguments(p, kind):
     p.add_argument("--num-layers", type=int, help="LoRA on this many last layers")
     p.add_argument("--rank", type=int, help="LoRA rank")
     p.add_argument("--scale", type=float, help="LoRA scale")
-    p.add_argument("--dropout", type=float, help="LoRA dropout")
-    p.add_argument("--learning-rate", type=float, help="Adam learning rate")
+    p.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout")
+    p.add_argument("--learning-rate", type=float, default=1e-4, help="Adam learning rate")
     p.add_argument("--batch-size", type=int, help="examples per step and per process")
     p.add_argument("--epochs", type=float, help="passes over the training set (sets --iters)")
     p.add_argument("--iters", type=int, help="optimizer steps (overrides --epochs)")
     p.add_argument("--eval-every", type=int, help="steps between validations (default: one epoch)")
     p.add_argument("--report-every", type=int, help="steps between training-loss lines")
-    p.add_argument("--patience", type=int, help="stop after this many validations without improvement")
-    p.add_argument("--min-delta", type=float, help="an improvement must lower the validation loss by more than this")
-    p.add_argument("--max-seq-length", type=int, help="longer examples are truncated")
-    p.add_argument("--seed", type=int, help="LoRA init and data order")
-    p.add_argument("--grad-checkpoint", action="store_const", const=True, help="trade compute for memory")
+    p.add_argument("--patience", type=int, default=2, help="stop after this many validations without improvement")
+    p.add_argument("--min-delta", type=float, default=0.01,
+                   help="an improvement must lower the validation loss by more than this")
+    p.add_argument("--max-seq-length", type=int, default=1024, help="longer examples are truncated")
+    p.add_argument("--seed", type=int, default=0, help="LoRA init and data order")
+    p.add_argument("--grad-checkpoint", action="store_const", const=True, default=False,
+                   help="trade compute for memory")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --adapter-path (a finished one trains again)")
     p.add_argument("--force", action="store_true", help="start over, replacing what --adapter-path holds")
@@ -94,17 +97,17 @@ def lora_shape(args, init_adapter, n_layers):
 
 def default_paths(kind, args):
     """(data, adapter folder, init adapter or None) from the flags and the demo defaults."""
-    data = resolve(args.data) if args.data else data_dir() / kind / "demo_paper"
+    data = resolve(args.data) if args.data else (cpt_data_dir() if kind == "cpt" else sft_data_dir())
     if not (data / "train.jsonl").exists():
         raise UserError(f"{display(data)} has no train.jsonl"
                         + (" (run 10_stage1_cpt/prepare_data.py first)" if kind == "cpt"
                            else " (run 20_stage2_sft/generate_qa.py first)"))
     if not (data / "valid.jsonl").exists():
         raise UserError(f"{display(data)} has no valid.jsonl: early stopping needs a validation set")
-    folder = resolve(args.adapter_path) if args.adapter_path else adapters_dir() / f"{data.name}-{kind}"
+    folder = resolve(args.adapter_path) if args.adapter_path else adapter_dir(data.name, kind)
     init = getattr(args, "init_adapter", None)
     if kind == "sft" and init is None:
-        init = str(adapters_dir() / f"{data.name}-cpt")
+        init = str(adapter_dir(data.name, "cpt"))
     if init is None or str(init).lower() == "none":
         return data, folder, None
     init = resolve(init)
@@ -242,7 +245,9 @@ def train_adapter(kind, args):
     # *before* stepping, so the evaluation that ends the run sees the final weights.
     extend = (lambda batch, lengths: with_teacher(batch, lengths, teacher, k)) if teacher else None
     try:
-        train(model, optimizer, train_set, valid_set, args=training, training_callback=callback,
+        # with groups the callback measures the whole set from them: mlx-lm's own pass gets one row
+        train(model, optimizer, train_set, Rows(valid_set, [0]) if groups else valid_set, args=training,
+              training_callback=callback,
               **({"loss": distill_loss} if teacher else {}),
               iterate_batches=epoch_batches(args.seed, skip=offset, on_step=bar.update if bar else None,
                                             extend=extend))
