@@ -32,6 +32,8 @@ def main():
                    "writes heldout_questions.jsonl for any paper)")
     p.add_argument("--stages", nargs="+", help="name=MODEL or name=MODEL+ADAPTER ... (default: demo base, cpt, sft)")
     p.add_argument("--max-tokens", default=48, type=int, help="answer length limit in tokens")
+    p.add_argument("--per-kind", default=0, type=int,
+                   help="ask only the first N questions of each kind, a quick look; 0 = every question")
     p.add_argument("--output", help="results folder (default: results/)")
     p.add_argument("--no-open-book", dest="open_book", action="store_false", default=True,
                    help="skip the open-book upper bound (the first stage's model with each passage in the prompt)")

@@ -57,6 +57,21 @@ def load_questions(path):
     return questions
 
 
+def first_of_each_kind(questions, n):
+    """The first n questions of each kind, in their order (n = 0: all of them): a
+    quick look that still asks every kind."""
+    if n < 0:
+        raise UserError(f"--per-kind {n} must be 0 (every question) or more")
+    if not n:
+        return questions
+    counts, kept = {}, []
+    for q in questions:
+        counts[q["kind"]] = counts.get(q["kind"], 0) + 1
+        if counts[q["kind"]] <= n:
+            kept.append(q)
+    return kept
+
+
 def parse_stage(spec):
     """'name=MODEL' or 'name=MODEL+ADAPTER' -> (name, model, adapter or None)."""
     if "=" not in spec:
@@ -330,7 +345,7 @@ def compare_stages(args):
     from omnilm.progress import bar
 
     files = [resolve(f) for f in ([args.questions] if isinstance(args.questions, str) else args.questions)]
-    questions = [q for f in files for q in load_questions(f)]
+    questions = first_of_each_kind([q for f in files for q in load_questions(f)], args.per_kind)
     if args.stages:
         stages = [(n, resolve(m), resolve(a) if a else None) for n, m, a in map(parse_stage, args.stages)]
     else:

@@ -259,3 +259,15 @@ def test_seed_spread_report(tmp_path):
     bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "sft_seed_spread.py"), "--seeds", "1", "1"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "two different seeds" in bad.stderr
+
+
+def test_per_kind_keeps_the_first_questions_of_every_kind_in_order():
+    from omnilm.errors import UserError
+    from omnilm.evaluation import first_of_each_kind
+
+    questions = [{"id": str(i), "kind": kind} for i, kind in enumerate("ttcpctpc")]
+    assert [q["id"] for q in first_of_each_kind(questions, 1)] == ["0", "2", "3"]
+    assert [q["id"] for q in first_of_each_kind(questions, 2)] == ["0", "1", "2", "3", "4", "6"]
+    assert first_of_each_kind(questions, 0) == questions
+    with pytest.raises(UserError):
+        first_of_each_kind(questions, -1)

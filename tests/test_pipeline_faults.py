@@ -15,15 +15,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # small enough for CI, big enough that each stage does its real work. Replay: 24 of the
 # 191 general questions (a few answers are still kept); SFT validates at its start and
-# end only. With all 191 and a validation every 2 steps, prepare took 220 s and SFT
-# 194 s of this test's 828 s (another job running beside it).
+# end only; evaluation asks 2 questions of each kind. With all 191, a validation every
+# 2 steps and all 57 questions, prepare took 220 s, SFT 194 s and evaluation 273 s of
+# this test's 828 s (another job running beside it).
 FAST = """
 prepare: {replay: 24}
 benchmark: {repeats: 1, prompt_tokens: 16, max_tokens: 4, perplexity_tokens: 64}
 cpt: {num_layers: 2, rank: 4, iters: 8, eval_every: 2, patience: 10}
 qa: {per_chunk: 1, max_tokens: 24}
 sft: {iters: 4, eval_every: 4}
-eval: {max_tokens: 8}
+eval: {max_tokens: 8, per_kind: 2}
 """
 
 
