@@ -58,7 +58,8 @@ def parse_options(parser, section, argv=None):
             action.help += f" (default {str(shown).lower() if isinstance(value, bool) else shown})"
     parser.add_argument("--print-config", action="store_true",
                         help="print the options as resolved (flags > --config > defaults) as YAML and exit")
-    args = resolve_options(parser.parse_args(argv), defaults, section=section)
+    types = {a.dest: a.type for a in parser._actions if a.type in (int, float) and a.nargs is None}  # scalars
+    args = resolve_options(parser.parse_args(argv), defaults, section=section, types=types)
     if args.print_config:
         resolved = {k: getattr(args, k) for k in defaults}
         sys.stdout.write(yaml.safe_dump({section: resolved}, sort_keys=False))
@@ -66,8 +67,10 @@ def parse_options(parser, section, argv=None):
     return args
 
 
-def resolve_options(args, defaults, section=None):
-    """Fill every None in `args` from the YAML (if args.config) then from `defaults`."""
+def resolve_options(args, defaults, section=None, types=None):
+    """Fill every None in `args` from the YAML (if args.config) then from `defaults`.
+    A YAML value takes its flag's type when it has one (`types`: {option: int or
+    float}, so `epochs: 2.5` is read as `--epochs 2.5` is), else its default's type."""
     from_yaml = {}
     if getattr(args, "config", None):
         data = load_yaml(args.config)
@@ -84,7 +87,8 @@ def resolve_options(args, defaults, section=None):
         if getattr(args, key, None) is None:
             value = from_yaml.get(key, default)
             if key in from_yaml:
-                value = _typed(value, default, f"config file {args.config}: {section + '.' if section else ''}{key}")
+                like = types[key](0) if types and key in types else default
+                value = _typed(value, like, f"config file {args.config}: {section + '.' if section else ''}{key}")
             setattr(args, key, value)
     return args
 

@@ -74,6 +74,25 @@ def test_yaml_values_take_their_options_type(tmp_path):
         assert str(cfg) in str(e.value) and "\n" not in str(e.value)
 
 
+def test_yaml_values_take_the_flags_type_even_without_a_default(tmp_path):
+    """`iters` has no default and `epochs` a whole-number one, but their flags are int
+    and float: YAML reads them as the command line would."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("cpt:\n  iters: '8'\n  epochs: 2.5\n  eval_every: 1e1\n")
+    printed = subprocess.run([sys.executable, str(REPO / "10_stage1_cpt" / "train_cpt.py"), "--config", str(cfg),
+                              "--print-config"], capture_output=True, text=True)
+    assert printed.returncode == 0, printed.stderr
+    cpt = yaml.safe_load(printed.stdout)["cpt"]
+    assert cpt["iters"] == 8 and cpt["epochs"] == 2.5 and cpt["eval_every"] == 10
+    cfg.write_text("cpt:\n  iters: many\n")
+    refused = subprocess.run([sys.executable, str(REPO / "10_stage1_cpt" / "train_cpt.py"), "--config", str(cfg),
+                              "--print-config"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "cpt.iters must be a number, not 'many'" in refused.stderr
+
+
 STAGE_SCRIPTS = sorted({s.script for s in demo_plan() if "parse_options(" in (REPO / s.script).read_text()})
 
 
