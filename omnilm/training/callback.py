@@ -39,6 +39,7 @@ class EarlyStopping:
                  rank=0, bar=None, groups=None, batch_size=1, max_seq_length=2048):
         self.model, self.optimizer, self.folder, self.state = model, optimizer, Path(folder), state
         self.groups, self.batch_size, self.max_seq_length = groups or {}, batch_size, max_seq_length
+        self.group_tokens = {}  # group -> its tokens that carry loss
         self.total, self.offset, self.patience, self.min_delta = total_iters, offset, patience, min_delta
         self.writer = rank == 0
         self.bar = bar  # the step bar (rate, ETA); report lines are written above it
@@ -74,7 +75,9 @@ class EarlyStopping:
         for name, data in self.groups.items():
             losses[f"val_loss_{name}"] = loss = evaluate(self.model, data, self.batch_size, -1, self.max_seq_length,
                                                          iterate_batches=every_row_batches)
-            n = loss_tokens(data, self.batch_size, self.max_seq_length)
+            if name not in self.group_tokens:  # the rows never change: counted once
+                self.group_tokens[name] = loss_tokens(data, self.batch_size, self.max_seq_length)
+            n = self.group_tokens[name]
             weighted, tokens = weighted + loss * n, tokens + n
         self.model.train()  # evaluate() left it in eval mode; mlx-lm switched back before calling us
         return losses, weighted / tokens
