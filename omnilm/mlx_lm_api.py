@@ -25,3 +25,66 @@ ITERATE_BATCHES_KEYWORDS = ("dataset", "batch_size", "max_seq_length", "loop", "
 EVALUATE_KEYWORDS = ("model", "dataset", "batch_size", "num_batches", "max_seq_length", "iterate_batches")
 TRAINING_ARGS_FIELDS = ("batch_size", "iters", "val_batches", "steps_per_report", "steps_per_eval", "steps_per_save",
                         "max_seq_length", "adapter_file", "grad_checkpoint")
+
+
+# ---- mlx-lm's convert and fuse, step by step: stage 01 and the export run its own pieces
+# one at a time so a bar can show the work between them. Each prints nothing.
+
+def _quietly(call, *args, **kw):
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # mlx-lm's [INFO] lines: the caller reports
+        return call(*args, **kw)
+
+
+def quantize_weights(model, config, bits, group_size):
+    """(model, config) with mlx-lm's quantization applied (lazily) and recorded in config."""
+    from mlx_lm.utils import quantize_model
+
+    return _quietly(quantize_model, model, config, group_size, bits)
+
+
+def dequantize_weights(model):
+    from mlx_lm.utils import dequantize_model
+
+    return dequantize_model(model)
+
+
+def add_lora_layers(model, adapter_config):
+    """The LoRA (or DoRA) layers an adapter config describes, in place, as mlx-lm's load does."""
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    linear_to_lora_layers(model, adapter_config["num_layers"], adapter_config["lora_parameters"],
+                          use_dora=adapter_config.get("fine_tune_type") == "dora")
+
+
+def save_model_folder(folder, source, model, tokenizer, config, donate=False):
+    """mlx-lm's save: sharded safetensors + index, config.json, tokenizer files and the
+    source's generation_config.json into `folder` (which may exist)."""
+    from mlx_lm.utils import save
+
+    _quietly(save, folder, source, model, tokenizer, config, donate_model=donate)
+
+
+GGUF_MODEL_TYPES = ("llama", "mistral", "mixtral")  # the architectures mlx-lm's GGUF writer knows
+
+
+def write_gguf(folder, weights, config, path, adjust_metadata=None):
+    """mlx-lm's GGUF writer: the tokenizer is read from `folder`; tensors keep their
+    dtype (bfloat16 becomes float16, norms float32). adjust_metadata(metadata, hf
+    tokenizer) -> metadata amends the key/values it writes: convert_to_gguf has no
+    parameter for that, so its module's prepare_metadata is wrapped for the call."""
+    import mlx_lm.gguf as gguf
+
+    original = gguf.prepare_metadata
+
+    def prepare(config, vocab):
+        metadata = original(config, vocab)
+        return adjust_metadata(metadata, vocab.tokenizer) if adjust_metadata else metadata
+
+    gguf.prepare_metadata = prepare
+    try:
+        _quietly(gguf.convert_to_gguf, folder, weights, config, str(path))
+    finally:
+        gguf.prepare_metadata = original

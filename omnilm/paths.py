@@ -49,6 +49,12 @@ def quantized_dir(model, bits):
     return model.parent / f"{model.name}-{bits}bit"
 
 
+def fused_model_dir(model, adapter):
+    """The export's fused model: in models/, named after its base and its adapter
+    (models/demo-omni-Text + adapters/demo_paper-sft -> models/demo-omni-Text-demo_paper-sft)."""
+    return models_dir() / f"{Path(model).name}-{Path(adapter).name}"
+
+
 def demo_pdf():
     return data_dir() / f"{DEMO_PAPER}.pdf"
 

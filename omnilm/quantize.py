@@ -1,8 +1,6 @@
-"""Stage 01: 8/4-bit versions of a text model through mlx-lm's convert, the scales'
-dtype chosen for the device, and the size/bits-per-weight figures read from the
-safetensors headers (no weights loaded)."""
-import contextlib
-import io
+"""Stage 01: 8/4-bit versions of a text model through mlx-lm's convert steps (with a
+per-layer bar and the elapsed time), the scales' dtype chosen for the device, and the
+size/bits-per-weight figures read from the safetensors headers (no weights loaded)."""
 import json
 import math
 from pathlib import Path
@@ -106,23 +104,39 @@ def weights_summary(folder, config=None):
             params += math.prod(t["shape"][:-1]) * scales["shape"][-1] * group
         else:
             params += math.prod(t["shape"])
-    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    # a GGUF copy beside the weights (the export writes one) is not part of this model's size
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.suffix != ".gguf")
     return {"size_bytes": size, "size_mb": round(size / 1e6, 1), "tensor_bytes": tensor_bytes,
             "params": params, "bits_per_weight": round(tensor_bytes * 8 / params, 3) if params else None,
             "scales_dtype": scales_dtype}
 
 
-def quantize(source, output, bits, group_size, dtype):
-    """mlx-lm convert into `output` (which must not exist). mlx-lm's own [INFO] lines
-    are swallowed: the caller reports the figures."""
-    from mlx_lm.convert import convert
+def quantize(source, output, bits, group_size, dtype, label=None):
+    """mlx-lm's convert, one step at a time (load lazily, cast to `dtype`, quantize,
+    save) so that the real work, done when the weights are evaluated, runs layer by
+    layer under a bar with a count and the elapsed time: on an 8B model that is
+    minutes. `label` names the output in the messages (the caller writes into a
+    temporary folder)."""
+    import mlx.core as mx
+    from mlx.utils import tree_map_with_path
+    from mlx_lm import load
 
-    chatter = io.StringIO()
+    from omnilm import mlx_lm_api
+    from omnilm.progress import eval_by_layer, timed_step
+
     try:
-        with contextlib.redirect_stdout(chatter):
-            convert(str(source), str(output), quantize=True, q_bits=bits, q_group_size=group_size, dtype=dtype)
+        model, tokenizer, config = load(str(source), lazy=True, return_config=True)
+        target = getattr(mx, dtype)
+        castable = getattr(model, "cast_predicate", lambda _: True)  # as convert: some models keep a dtype
+        model.update(tree_map_with_path(
+            lambda k, v: v.astype(target) if castable(k) and mx.issubdtype(v.dtype, mx.floating) else v,
+            model.parameters()))
+        model, config = mlx_lm_api.quantize_weights(model, config, bits, group_size)
     except ValueError as e:  # unsupported architecture, shapes mlx-lm cannot quantize
         raise UserError(f"mlx-lm cannot quantize {display(source)}: {e}")
+    eval_by_layer(model, f"{bits}-bit: quantizing")
+    with timed_step(f"{bits}-bit: writing {label or display(output)}"):
+        mlx_lm_api.save_model_folder(output, source, model, tokenizer, config, donate=True)
 
 
 def float32_scales_on_cpu(model, device=None):
@@ -203,8 +217,7 @@ def quantize_models(args):
     for b, out in outputs.items():
         started = time.perf_counter()
         with staged_dir(out, force=args.force, what="output") as tmp:
-            tmp.rmdir()  # mlx-lm's convert insists on creating the folder itself
-            quantize(model, tmp, b, int(args.group_size), dtype)
+            quantize(model, tmp, b, int(args.group_size), dtype, label=display(out))
             info = weights_summary(tmp)
             seconds = round(time.perf_counter() - started, 1)
             write_manifest(tmp, "quantize", args, inputs={"source": fingerprint(model)},

@@ -41,3 +41,19 @@ def test_training_args_callback_and_datasets_have_what_we_use():
     assert [f for f in mlx_lm_api.TRAINING_ARGS_FIELDS if f not in fields] == []
     assert all(hasattr(TrainingCallback, hook) for hook in ("on_train_loss_report", "on_val_loss_report"))
     assert hasattr(CacheDataset, "itemlen") and hasattr(TextDataset, "process")
+
+
+def test_the_convert_and_fuse_pieces_stage_01_and_the_export_call_are_there():
+    from mlx_lm import gguf, utils
+    from mlx_lm.tuner import lora, utils as tuner_utils
+
+    wanted = {utils.quantize_model: ("model", "config", "group_size", "bits"),
+              utils.save: ("dst_path", "src_path_or_repo", "model", "tokenizer", "config", "donate_model"),
+              utils.dequantize_model: ("model",), gguf.convert_to_gguf: ("model_path", "weights", "config",
+                                                                         "output_file_path"),
+              tuner_utils.linear_to_lora_layers: ("model", "num_layers", "config", "use_dora")}
+    for function, keywords in wanted.items():
+        params = inspect.signature(function).parameters
+        assert [k for k in keywords if k not in params] == [], f"mlx-lm's {function.__name__} changed its parameters"
+    assert "dequantize" in inspect.signature(lora.LoRALinear.fuse).parameters
+    assert {"llama", "mistral"} <= set(mlx_lm_api.GGUF_MODEL_TYPES)

@@ -138,3 +138,11 @@ def test_16bit_scales_are_cast_to_float32_on_cpu_only(tiny_model, tmp_path):
     assert gap < 0.1  # bfloat16 rounding of the activations only
     float_model, _ = load(str(tiny_model))
     assert float32_scales_on_cpu(float_model, device="cpu") == 0
+
+
+def test_quantizing_shows_a_per_layer_count_and_the_elapsed_time(tiny_model, tmp_path, capsys):
+    """mlx-lm's convert is silent for minutes on an 8B model: stage 01 counts the layers."""
+    quantize_models(options(tiny_model, [4], tmp_path / "q4"))
+    shown = capsys.readouterr().err.replace("\r", "\n")
+    assert "4-bit: quantizing: 100%" in shown and "2/2 [00:" in shown and "layer/s" in shown  # count, elapsed, rate
+    assert f"4-bit: writing {tmp_path / 'q4'}: done in " in shown
