@@ -8,6 +8,7 @@ the references section. Every expected failure is a UserError naming the file.""
 import re
 import shutil
 import subprocess
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,9 @@ REFERENCES = re.compile(r"^(\d+\.?\s+)?(references|bibliography|works cited|lite
 AFTER_REFERENCES = re.compile(r"^(appendix|appendices|supplementary)\b", re.I)
 EDGE_LINES = 2          # lines at the top and at the bottom of a page where running headers/footers live
 SHORT_LINE = 0.7        # a line shorter than this share of a full line ends its paragraph
-SECTION_HEADING = re.compile(r"^((\d+(\.\d+)*|[A-Z]|[IVX]+)\.?\s+[A-Z][^.!?]*|abstract|references|bibliography"
-                             r"|acknowledge?ments?|appendix( [A-Z])?)$", re.I)
+# a numbered title starts with a letter: Latin, or any non-ASCII one (Korean "2 실험")
+SECTION_HEADING = re.compile(r"^((\d+(\.\d+)*|[A-Z]|[IVX]+)\.?\s+([A-Z]|[^\W\d_\x00-\x7f])[^.!?]*|abstract|references"
+                             r"|bibliography|acknowledge?ments?|appendix( [A-Z])?)$", re.I)
 WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
 
 
@@ -236,8 +238,14 @@ def _vocabulary(pages):
     return vocab
 
 
+def line_width(line):
+    """Length in columns, a wide character (Hangul, CJK) counting two: a full line of
+    Korean then measures like a full line holding English words, not as a short one."""
+    return len(line) + sum(unicodedata.east_asian_width(ch) in ("W", "F") for ch in line)
+
+
 def full_line_length(pages):
-    lengths = sorted(len(ln) for lines in pages for ln in lines)
+    lengths = sorted(line_width(ln) for lines in pages for ln in lines)
     return lengths[int(0.8 * (len(lengths) - 1))] if lengths else 0
 
 
@@ -259,7 +267,8 @@ def join_paragraphs(pages, stats):
             if not line:
                 close()
                 continue
-            heading = len(line) < SHORT_LINE * full and SECTION_HEADING.match(line)
+            short = line_width(line) < SHORT_LINE * full
+            heading = short and SECTION_HEADING.match(line)
             if heading or re.match(r"^\[\d+\]\s", line):  # a heading or reference entry starts afresh
                 close()
             if not text:
@@ -272,7 +281,7 @@ def join_paragraphs(pages, stats):
                 offset, text = len(text) + len(glue), text + glue + line
             if not starts or starts[-1][1] != page_no:
                 starts.append((offset, page_no))
-            if heading or len(line) < SHORT_LINE * full:
+            if heading or short:
                 close()
     close()
     return paragraphs

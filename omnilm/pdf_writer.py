@@ -2,9 +2,11 @@
 filled boxes. Enough to render the demo paper (and crafted test PDFs) as a real,
 deterministic PDF; not a general typesetter.
 
-Text is WinAnsi-encoded; codes 1 and 2 are remapped to the fi/fl ligature glyphs
-(as LaTeX output has them), so extractors see real ligatures."""
+Text is WinAnsi-encoded, codes 1 and 2 remapped to the fi/fl ligatures (as LaTeX has
+them); a run with a character these fonts lack (Korean...) uses omnilm.pdf_unicode_font."""
 import zlib
+
+from omnilm import pdf_unicode_font as unicode_font
 
 # Advance widths (1/1000 em) of the printable ASCII codes 32..126, from the metrics of
 # the standard Type1 fonts (every PDF viewer has them built in).
@@ -71,8 +73,10 @@ def encode(text, ligatures=True):
 
 
 def text_width(text, font=ROMAN, size=10.0):
-    table = WIDTHS[font]
-    return sum(table[c] for c in encode(text)) * size / 1000.0
+    try:
+        return sum(WIDTHS[font][c] for c in encode(text)) * size / 1000.0
+    except ValueError:  # Page.text shows it in the Unicode font, so it is measured in that
+        return unicode_font.width(text, WIDTHS[ROMAN]) * size / 1000.0
 
 
 def _num(x):
@@ -98,12 +102,19 @@ class Page:
     def __init__(self, size=A4):
         self.size = size
         self.ops = []
+        self.unicode_chars = set()  # what the Unicode font must map back to text
 
     def text(self, x, y, text, font=ROMAN, size=10.0, word_spacing=0.0):
         tw = f"{_num(word_spacing)} Tw "  # always set: Tw outlives BT/ET
+        try:
+            data = encode(text)
+        except ValueError:  # a character the Times fonts lack: the whole run goes in the Unicode font
+            self.ops.append(unicode_font.text_op(x, y, text, size, word_spacing))
+            self.unicode_chars.update(text)
+            return
         self.ops.append(b"BT /%s %s Tf %s%s %s Td %s Tj ET" % (
             font.encode(), _num(size).encode(), tw.encode(), _num(x).encode(), _num(y).encode(),
-            _pdf_string(encode(text))))
+            _pdf_string(data)))
 
     def line(self, x1, y1, x2, y2, width=0.5):
         self.ops.append(f"{_num(width)} w {_num(x1)} {_num(y1)} m {_num(x2)} {_num(y2)} l S".encode())
@@ -114,6 +125,13 @@ class Page:
 
     def content(self):
         return b"\n".join(self.ops)
+
+
+def _info_string(text):
+    try:
+        return _pdf_string(encode(text, ligatures=False))
+    except ValueError:
+        return unicode_font.info_string(text)
 
 
 def write_pdf(pages, info=None, password_protected=False, compress=True):
@@ -130,6 +148,9 @@ def write_pdf(pages, info=None, password_protected=False, compress=True):
     encoding = add(b"<< /Type /Encoding /BaseEncoding /WinAnsiEncoding /Differences [1 /fi /fl] >>")
     fonts = {key: add(b"<< /Type /Font /Subtype /Type1 /BaseFont /%s /Encoding %d 0 R >>" % (name.encode(), encoding))
              for key, name in FONTS.items()}
+    chars = set().union(*(page.unicode_chars for page in pages))
+    if chars:  # only then, so a Latin-only PDF keeps its bytes
+        fonts[unicode_font.KEY] = unicode_font.add_font(add, chars, WIDTHS[ROMAN], compress)
     font_dict = b" ".join(b"/%s %d 0 R" % (k.encode(), n) for k, n in fonts.items())
     pages_num = len(objects) + 2 * len(pages) + 1
     kids = []
@@ -147,7 +168,7 @@ def write_pdf(pages, info=None, password_protected=False, compress=True):
     catalog = add(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_num)
     trailer = b"/Root %d 0 R" % catalog
     if info:
-        fields = b" ".join(b"/%s %s" % (k.encode(), _pdf_string(encode(v, ligatures=False))) for k, v in info.items())
+        fields = b" ".join(b"/%s %s" % (k.encode(), _info_string(v)) for k, v in info.items())
         trailer += b" /Info %d 0 R" % add(b"<< " + fields + b" >>")
     if password_protected:
         check = b"<" + b"5a" * 32 + b">"
