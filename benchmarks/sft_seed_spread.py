@@ -11,7 +11,7 @@ their spread over seeds, never by one run. Each seed trains its own adapter
 then one compare_stages run asks every adapter the same questions (no open-book
 run: that upper bound does not depend on the seed). Writes seed_spread.md and
 seed_spread.json (accuracy per seed for each kind: trained, heldout_fact,
-paraphrase, control; mean, min, max) beside that run's eval.* in --output.
+paraphrase, control; median, mean, min, max) beside that run's eval.* in --output.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
@@ -34,18 +34,18 @@ def spread(summary, seeds):
     for kind in KINDS:
         values = [summary[f"seed{s}"][kind] for s in seeds if summary[f"seed{s}"].get(f"{kind}_n")]
         if values:
-            table[kind] = {"per_seed": values, "mean": round(statistics.mean(values), 3),
-                           "min": min(values), "max": max(values)}
+            table[kind] = {"per_seed": values, "median": round(statistics.median(values), 3),
+                           "mean": round(statistics.mean(values), 3), "min": min(values), "max": max(values)}
     return table
 
 
 def write_report(table, seeds, train_args, out):
     lines = [f"# SFT seed spread ({len(seeds)} seeds{', train args: ' + train_args if train_args else ''})", "",
-             "| kind | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | min-max |",
+             "| kind | " + " | ".join(f"seed {s}" for s in seeds) + " | median | min-max |",
              "|---|" + "---|" * (len(seeds) + 2)]
     for kind in KINDS:
         row = table.get(kind)
-        cells = ([f"{v:.2f}" for v in row["per_seed"]] + [f"{row['mean']:.2f}", f"{row['min']:.2f}-{row['max']:.2f}"]
+        cells = ([f"{v:.2f}" for v in row["per_seed"]] + [f"{row['median']:.2f}", f"{row['min']:.2f}-{row['max']:.2f}"]
                  if row else ["-"] * (len(seeds) + 2))  # a kind without questions
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     write_text_atomic(out / "seed_spread.md", "\n".join(lines) + "\n")
@@ -59,8 +59,8 @@ def main():
     p.add_argument("--train-args", default="", help="more train_sft.py flags, one quoted string after '='")
     p.add_argument("--data", default="demo_paper", help="SFT data folder name under data/sft (default demo_paper)")
     p.add_argument("--model", help="text model (default models/demo-omni-Text)")
-    p.add_argument("--questions", help="one evaluation question file (default: compare_stages.py's own, the "
-                   "demo's questions and the controls)")
+    p.add_argument("--questions", nargs="+", help="evaluation question files (default: compare_stages.py's own, "
+                   "the demo's questions and the controls)")
     p.add_argument("--output", help="results folder (default results/sft_seed_spread)")
     args = p.parse_args()
     if len(set(args.seeds)) != len(args.seeds) or len(args.seeds) < 2:
@@ -79,7 +79,7 @@ def main():
                                                    *shlex.split(args.train_args)])
         stages.append(f"seed{seed}={model}+{adapter}")
     run_or_fail("30_evaluation/compare_stages.py", ["--output", str(out), "--no-open-book", "--stages", *stages]
-                + (["--questions", str(resolve(args.questions))] if args.questions else []))
+                + (["--questions", *(str(resolve(q)) for q in args.questions)] if args.questions else []))
     summary = json.loads((out / "eval.json").read_text())["metrics"]["summary"]
     table = spread(summary, args.seeds)
     write_report(table, args.seeds, args.train_args, out)

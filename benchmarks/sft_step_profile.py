@@ -16,6 +16,7 @@ breakdown) to --output.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
+import argparse
 import statistics
 import time
 from argparse import Namespace
@@ -38,32 +39,25 @@ def timed(fn):
 
 
 def profile(args):
-    import mlx.core as mx
     import mlx.nn as nn
     import mlx.optimizers as optim
     from mlx_lm.tuner.trainer import default_loss, evaluate
 
-    from omnilm.chat import load_model
-    from omnilm.training import (distill_loss, epoch_batches, every_row_batches, load_split, replay_teacher,
-                                 validation_groups, with_teacher)
-    from omnilm.training.run import attach_lora, choose_base_model, default_paths, lora_shape
+    from omnilm.training import distill_loss, epoch_batches, every_row_batches, validation_groups, with_teacher
+    from omnilm.training.frozen_init import freeze_first_ranks
+    from omnilm.training.run import set_up_run
 
-    shape = Namespace(data=args.data, adapter_path=None, init_adapter=args.init_adapter, num_layers=None, rank=None,
-                      scale=None, dropout=None)
-    data, _, init = default_paths("sft", shape)
-    model_dir, _ = choose_base_model(args.model, data, init)
-    model, tokenizer = load_model(model_dir)
-    mx.random.seed(0)
-    model.freeze()
-    train = load_split(data / "train.jsonl", tokenizer, True)
-    valid = load_split(data / "valid.jsonl", tokenizer, True)
-    teacher_s = time.perf_counter()
-    teacher = replay_teacher(model, train, args.replay_distill) if args.replay_distill else None
-    teacher_s = time.perf_counter() - teacher_s
-    num_layers, lora = lora_shape(shape, init, len(model.layers))
-    attach_lora(model, num_layers, lora, init, model_dir)
+    # the options train_sft.py would resolve that the set-up reads
+    options = Namespace(data=args.data, adapter_path=None, init_adapter=args.init_adapter, model=args.model,
+                        num_layers=None, rank=None, scale=None, dropout=None, seed=0, mask_prompt=True,
+                        replay_distill=args.replay_distill, freeze_init=args.freeze_init)
+    run = set_up_run("sft", options)
+    model, train, valid, teacher = run.model, run.train_set, run.valid_set, run.teacher
+    data, init, teacher_s = run.data, run.init, run.teacher_seconds
     loss = distill_loss if teacher else default_loss
     optimizer = optim.Adam(learning_rate=1e-4)
+    if run.frozen:
+        freeze_first_ranks(optimizer, model, run.frozen)
     value_and_grad = nn.value_and_grad(model, loss)
 
     def step(batch):
@@ -140,6 +134,8 @@ def main():
     p.add_argument("--batch-size", type=int, default=4, help="as train_sft.py (default 4)")
     p.add_argument("--epochs", type=float, default=3, help="epochs of the projected run (default 3, as train_sft.py)")
     p.add_argument("--replay-distill", type=int, default=32, help="as train_sft.py (default 32)")
+    p.add_argument("--freeze-init", action=argparse.BooleanOptionalAction, default=True,
+                   help="as train_sft.py: the init adapter's ranks frozen under new ones (default true)")
     p.add_argument("--max-seq-length", type=int, default=1024, help="as train_sft.py (default 1024)")
     p.add_argument("--steps", type=int, help="steps to time (default: one epoch)")
     p.add_argument("--output", help="results folder (default results/sft_step_profile)")

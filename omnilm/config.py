@@ -55,6 +55,10 @@ def parse_options(parser, section, argv=None):
         value, action.default = action.default, None
         if value is not None and action.help and "default" not in action.help:
             shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            if action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction):
+                # a bare switch: whether the switch is on, not its dest's value
+                # (--no-open-book sets open_book, True by default, to False: the switch is off)
+                shown = "on" if value == action.const else "off"
             action.help += f" (default {str(shown).lower() if isinstance(value, bool) else shown})"
     parser.add_argument("--print-config", action="store_true",
                         help="print the options as resolved (flags > --config > defaults) as YAML and exit")

@@ -246,14 +246,17 @@ def test_seed_spread_report(tmp_path):
     summary = {"seed0": {"trained": 1.0, "trained_n": 16, "paraphrase": 0.4, "paraphrase_n": 10, "control": 0.8,
                          "control_n": 15},
                "seed3": {"trained": 0.9, "trained_n": 16, "paraphrase": 0.2, "paraphrase_n": 10, "control": 0.6,
+                         "control_n": 15},
+               "seed5": {"trained": 0.9, "trained_n": 16, "paraphrase": 0.3, "paraphrase_n": 10, "control": 0.9,
                          "control_n": 15}}
-    table = module.spread(summary, [0, 3])
-    assert table["control"] == {"per_seed": [0.8, 0.6], "mean": 0.7, "min": 0.6, "max": 0.8}
-    assert table["paraphrase"]["mean"] == 0.3
-    module.write_report(table, [0, 3], "--learning-rate 5e-5", tmp_path)
+    table = module.spread(summary, [0, 3, 5])
+    # the median, not the mean, is the figure: one odd seed does not move it
+    assert table["control"] == {"per_seed": [0.8, 0.6, 0.9], "median": 0.8, "mean": 0.767, "min": 0.6, "max": 0.9}
+    assert table["paraphrase"]["median"] == 0.3
+    module.write_report(table, [0, 3, 5], "--learning-rate 5e-5", tmp_path)
     md = (tmp_path / "seed_spread.md").read_text()
-    assert "| control | 0.80 | 0.60 | 0.70 | 0.60-0.80 |" in md and "--learning-rate 5e-5" in md
-    assert "| heldout_fact | - | - | - | - |" in md and "heldout_fact" not in table  # no such questions
+    assert "| control | 0.80 | 0.60 | 0.90 | 0.80 | 0.60-0.90 |" in md and "--learning-rate 5e-5" in md
+    assert "| heldout_fact | - | - | - | - | - |" in md and "heldout_fact" not in table  # no such questions
     assert md.index("| trained |") < md.index("| heldout_fact |") < md.index("| paraphrase |")
     assert json.loads((tmp_path / "seed_spread.json").read_text())["accuracy"]["trained"]["max"] == 1.0
     bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "sft_seed_spread.py"), "--seeds", "1", "1"],

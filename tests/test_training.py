@@ -218,6 +218,19 @@ def test_an_existing_adapter_is_not_replaced_without_resume_or_force(tiny_model,
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "has no train.jsonl" in out.stderr
 
 
+def cpt_and_sft_data(project_root, tiny_model, cpt_iters):
+    """A CPT adapter (adapters/paper-cpt) and SFT data (data/sft/paper) on the tiny model."""
+    from omnilm.training import train_adapter
+
+    cpt_data = text_data(project_root / "data" / "cpt" / "paper", tiny_model)
+    train_adapter("cpt", run_args(CPT_SCRIPT, data=str(cpt_data), num_layers=2, rank=4, iters=cpt_iters,
+                                  eval_every=2, learning_rate=1e-3))
+    sft_data = project_root / "data" / "sft" / "paper"
+    write_jsonl(sft_data / "train.jsonl", [qa(i) for i in range(8)])
+    write_jsonl(sft_data / "valid.jsonl", [qa(i) for i in range(8, 10)])
+    return project_root / "adapters" / "paper-cpt", sft_data
+
+
 def test_sft_starts_from_the_cpt_adapter_and_names_it(tiny_model, project_root):
     from mlx.utils import tree_flatten
     from mlx_lm import convert
@@ -226,13 +239,7 @@ def test_sft_starts_from_the_cpt_adapter_and_names_it(tiny_model, project_root):
     from omnilm.errors import UserError
     from omnilm.training import train_adapter
 
-    cpt_data = text_data(project_root / "data" / "cpt" / "paper", tiny_model)
-    train_adapter("cpt", run_args(CPT_SCRIPT, data=str(cpt_data), num_layers=2, rank=4, iters=4, eval_every=2,
-                                  learning_rate=1e-3))
-    cpt = project_root / "adapters" / "paper-cpt"
-    sft_data = project_root / "data" / "sft" / "paper"
-    write_jsonl(sft_data / "train.jsonl", [qa(i) for i in range(8)])
-    write_jsonl(sft_data / "valid.jsonl", [qa(i) for i in range(8, 10)])
+    cpt, sft_data = cpt_and_sft_data(project_root, tiny_model, cpt_iters=4)
 
     metrics, folder = train_adapter("sft", run_args(SFT_SCRIPT, data=str(sft_data), iters=4, eval_every=2,
                                                     batch_size=2, learning_rate=1e-3))
@@ -240,7 +247,9 @@ def test_sft_starts_from_the_cpt_adapter_and_names_it(tiny_model, project_root):
     manifest = read_manifest(folder)
     assert manifest["continued_from"] == "adapters/paper-cpt" and manifest["base_model"] == str(tiny_model)
     config, cpt_config = (json.loads((f / "adapter_config.json").read_text()) for f in (folder, cpt))
-    assert config["num_layers"] == cpt_config["num_layers"] == 2 and config["lora_parameters"]["rank"] == 4
+    assert config["num_layers"] == cpt_config["num_layers"] == 2
+    # by default the CPT ranks stay frozen under as many new ones: one LoRA of twice the rank
+    assert config["lora_parameters"]["rank"] == 2 * cpt_config["lora_parameters"]["rank"] == 8
     # its first validation is the CPT adapter's own loss on the SFT validation set
     assert metrics["val_loss_before"] == pytest.approx(val_loss(tiny_model, cpt, sft_data / "valid.jsonl"), rel=1e-4)
     assert metrics["val_loss_before"] != pytest.approx(val_loss(tiny_model, None, sft_data / "valid.jsonl"), rel=1e-3)
@@ -256,6 +265,29 @@ def test_sft_starts_from_the_cpt_adapter_and_names_it(tiny_model, project_root):
     with pytest.raises(UserError, match="does not fit"):
         train_adapter("sft", run_args(SFT_SCRIPT, model=str(other), data=str(sft_data),
                                       adapter_path=str(project_root / "adapters" / "x")))
+
+
+def test_sft_with_a_frozen_init_keeps_the_cpt_ranks_exactly_and_saves_one_lora(tiny_model, project_root):
+    import mlx.core as mx
+
+    from omnilm.training import train_adapter
+
+    cpt, sft_data = cpt_and_sft_data(project_root, tiny_model, cpt_iters=2)
+    metrics, folder = train_adapter("sft", run_args(SFT_SCRIPT, data=str(sft_data), iters=4, eval_every=2,
+                                                    batch_size=2, learning_rate=1e-2, freeze_init=True, rank=2))
+    # its first validation is the CPT adapter's own loss: the new ranks start at B = 0
+    assert metrics["val_loss_before"] == pytest.approx(val_loss(tiny_model, cpt, sft_data / "valid.jsonl"), rel=1e-4)
+    assert json.loads((folder / "adapter_config.json").read_text())["lora_parameters"]["rank"] == 6
+    assert read_manifest(folder)["args"]["frozen_rank"] == 4
+    before, after = mx.load(str(cpt / "adapters.safetensors")), mx.load(str(folder / "adapters.safetensors"))
+    assert set(before) == set(after)
+    moved = 0
+    for name, w in before.items():
+        new = after[name]
+        head, tail = (new[:, :4], new[:, 4:]) if name.endswith("lora_a") else (new[:4], new[4:])
+        assert mx.array_equal(head, w), name  # the CPT ranks, bit for bit
+        moved += name.endswith("lora_b") and bool(mx.any(tail != 0))  # the new ranks learned
+    assert moved > 0
 
 
 class Processes:

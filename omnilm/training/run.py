@@ -1,6 +1,7 @@
 """One training run: which base, the flags, LoRA shape, fresh start or resume, and
 mlx-lm's trainer with our callback, batches and loss; the adapter's manifest."""
 import time
+from types import SimpleNamespace
 
 from omnilm import adapters as af
 from omnilm import progress
@@ -10,6 +11,7 @@ from omnilm.paths import adapter_dir, cpt_data_dir, display, quantized_dir, reso
 from omnilm.training.callback import EarlyStopping, StopTraining
 from omnilm.training.data import Rows, epoch_batches, load_split, validation_groups
 from omnilm.training.distillation import distill_loss, replay_teacher, with_teacher
+from omnilm.training.frozen_init import freeze_first_ranks, init_shape_fits, load_under_new_ranks
 from omnilm.training.report import plot_losses, replay_trend, summary_line, write_losses_csv
 
 
@@ -86,13 +88,24 @@ def lora_shape(args, init_adapter, n_layers):
     num_layers, params = config.get("num_layers"), dict(config.get("lora_parameters") or {})
     if config.get("fine_tune_type", "lora") != "lora" or not num_layers or "rank" not in params:
         raise UserError(f"{display(init_adapter)} is not a LoRA adapter this trainer can continue")
-    for flag, value in (("num_layers", num_layers), ("rank", params["rank"]), ("scale", params.get("scale"))):
+    frozen = getattr(args, "freeze_init", False)
+    checked = (("num_layers", num_layers), ("scale", params.get("scale"))) + (() if frozen else (("rank", params["rank"]),))
+    for flag, value in checked:
         if getattr(args, flag) is not None and getattr(args, flag) != value:
             raise UserError(f"--{flag.replace('_', '-')} {getattr(args, flag)} differs from the init adapter's "
                             f"{value}; drop the flag (the LoRA shape comes from the adapter) or --init-adapter none")
     if args.dropout is not None:
         params["dropout"] = args.dropout
+    if frozen:  # the init adapter's ranks, then --rank new ones (default: as many)
+        params["rank"] += args.rank or params["rank"]
     return num_layers, params
+
+
+def frozen_rank(args, init_adapter):
+    """How many leading LoRA ranks hold the init adapter and stay frozen (0: none)."""
+    if init_adapter is None or not getattr(args, "freeze_init", False):
+        return 0
+    return af.read_adapter_config(init_adapter)["lora_parameters"]["rank"]
 
 
 def default_paths(kind, args):
@@ -117,29 +130,34 @@ def default_paths(kind, args):
     return data, folder, init
 
 
-def attach_lora(model, num_layers, lora, init, model_dir):
+def attach_lora(model, num_layers, lora, init, model_dir, frozen=0):
     """LoRA on the last num_layers layers of a frozen model: trainable matrices, the
-    init adapter's weights when there is one."""
+    init adapter's weights when there is one (in the first `frozen` ranks if > 0)."""
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
     linear_to_lora_layers(model, num_layers, lora)
     if init is not None:
-        load_init_adapter(model, init, model_dir)
+        load_init_adapter(model, init, model_dir, frozen)
 
 
-def load_init_adapter(model, init, model_dir):
+def load_init_adapter(model, init, model_dir, frozen=0):
     """The init adapter's weights into the LoRA layers, every name and shape checked."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
     expected = dict(tree_flatten(model.trainable_parameters()))
     weights = mx.load(str(init / af.BEST))
-    wrong = [k for k, w in weights.items() if k not in expected or w.shape != expected[k].shape]
+    fits = (lambda k, w: init_shape_fits(k, w, expected[k], frozen)) if frozen else \
+        (lambda k, w: w.shape == expected[k].shape)
+    wrong = [k for k, w in weights.items() if k not in expected or not fits(k, w)]
     if wrong or set(weights) != set(expected):
         raise UserError(f"--init-adapter {display(init)} does not fit {display(model_dir)} "
                         f"({len(wrong)} tensors of another shape or name, e.g. {(wrong or ['missing ones'])[0]}): "
                         "it was trained for another base")
-    model.load_weights(list(weights.items()), strict=False)
+    if frozen:
+        load_under_new_ranks(model, weights, frozen)
+    else:
+        model.load_weights(list(weights.items()), strict=False)
 
 
 def decide_start(folder, setup, args, world):
@@ -163,13 +181,42 @@ def decide_start(folder, setup, args, world):
     return af.read_checkpoint_state(folder) if code >= 0 else None
 
 
+def set_up_run(kind, args):
+    """What a run holds before its first step: the folders, the base model (loaded,
+    frozen), the datasets, the replay teacher and the LoRA layers with the init
+    adapter's weights. Also what benchmarks/sft_step_profile.py times."""
+    import mlx.core as mx
+
+    from omnilm.chat import load_model
+
+    data, folder, init = default_paths(kind, args)
+    model_dir, model_reason = choose_base_model(args.model, data, init)
+    model, tokenizer = load_model(model_dir)
+    mx.random.seed(args.seed)
+    model.freeze()
+    num_layers, lora = lora_shape(args, init, len(model.layers))
+    frozen = frozen_rank(args, init)
+    mask = getattr(args, "mask_prompt", False)
+    train_set = load_split(data / "train.jsonl", tokenizer, mask)
+    valid_set = load_split(data / "valid.jsonl", tokenizer, mask)
+    k = getattr(args, "replay_distill", 0) or 0
+    started = time.perf_counter()
+    # before LoRA: the teacher is the base model that wrote the replay answers
+    teacher = replay_teacher(model, train_set, k) if k else None
+    teacher_seconds = time.perf_counter() - started
+    attach_lora(model, num_layers, lora, init, model_dir, frozen)
+    return SimpleNamespace(data=data, folder=folder, init=init, model_dir=model_dir, model_reason=model_reason,
+                           model=model, tokenizer=tokenizer, num_layers=num_layers, lora=lora, frozen=frozen,
+                           train_set=train_set, valid_set=valid_set, replay_k=k, teacher=teacher,
+                           teacher_seconds=teacher_seconds)
+
+
 def train_adapter(kind, args):
     """Train (or resume) one adapter; returns the manifest metrics."""
     import mlx.core as mx
     import mlx.optimizers as optim
     from mlx.utils import tree_flatten, tree_map_with_path
     from mlx_lm.tuner.trainer import TrainingArgs, train
-    from omnilm.chat import load_model
     from omnilm.mlx_lm_api import quiet_trainer_console
     from omnilm.runtime import machine_summary
 
@@ -177,20 +224,10 @@ def train_adapter(kind, args):
     world = mx.distributed.init()
     rank, size = world.rank(), world.size()
     say = print if rank == 0 else (lambda *a, **k: None)
-    data, folder, init = default_paths(kind, args)
-    model_dir, model_reason = choose_base_model(args.model, data, init)
-
-    model, tokenizer = load_model(model_dir)
-    mx.random.seed(args.seed)
-    model.freeze()
-    num_layers, lora = lora_shape(args, init, len(model.layers))
-    mask = getattr(args, "mask_prompt", False)
-    train_set = load_split(data / "train.jsonl", tokenizer, mask)
-    valid_set = load_split(data / "valid.jsonl", tokenizer, mask)
-    k = getattr(args, "replay_distill", 0) or 0
-    # before LoRA: the teacher is the base model that wrote the replay answers
-    teacher = replay_teacher(model, train_set, k) if k else None
-    attach_lora(model, num_layers, lora, init, model_dir)
+    run = set_up_run(kind, args)
+    data, folder, init, model_dir, model_reason = run.data, run.folder, run.init, run.model_dir, run.model_reason
+    model, num_layers, lora, frozen = run.model, run.num_layers, run.lora, run.frozen
+    train_set, valid_set, teacher, k = run.train_set, run.valid_set, run.teacher, run.replay_k
 
     batch = args.batch_size * size  # mlx-lm's batch is global; ours is per process
     if len(train_set) < batch:
@@ -201,10 +238,12 @@ def train_adapter(kind, args):
     total = args.iters or max(1, round(args.epochs * steps_per_epoch))
     eval_every = args.eval_every or steps_per_epoch
 
-    setup = _setup_key(args, model_dir, data, init, {"num_layers": num_layers, **lora})
+    setup = _setup_key(args, model_dir, data, init, {"num_layers": num_layers, **lora, "frozen_rank": frozen})
     saved = decide_start(folder, setup, args, world)
     optimizer = optim.Adam(learning_rate=args.learning_rate)
     optimizer.init(model.trainable_parameters())
+    if frozen:
+        freeze_first_ranks(optimizer, model, frozen)
     if saved:
         weights, opt_state = af.load_checkpoint_arrays(folder)
         model.load_weights(list(weights.items()), strict=False)
@@ -226,7 +265,8 @@ def train_adapter(kind, args):
         folder.mkdir(parents=True, exist_ok=True)
         af.write_adapter_config(folder, num_layers, lora, model=display(model_dir))
 
-    say(f"[{kind}] LoRA on {display(model_dir)} ({model_reason}); {num_layers} layers, rank {lora['rank']}, "
+    say(f"[{kind}] LoRA on {display(model_dir)} ({model_reason}); {num_layers} layers, rank {lora['rank']}"
+        + (f" ({frozen} frozen from {display(init)})" if frozen else "") + ", "
         f"lr {args.learning_rate:g}; {len(train_set)} train / {len(valid_set)} valid examples; "
         f"{total} steps of {batch} ({total / steps_per_epoch:.1f} epochs), validation every {eval_every}"
         + (f"; {size} processes" if size > 1 else "")
@@ -285,7 +325,8 @@ def train_adapter(kind, args):
         if init:
             inputs["init_adapter"] = fingerprint(init)
         used = {**vars(args), "model": display(model_dir), "data": display(data), "adapter_path": display(folder),
-                "init_adapter": display(init) if init else None, "num_layers": num_layers, **lora}
+                "init_adapter": display(init) if init else None, "num_layers": num_layers, **lora,
+                "frozen_rank": frozen}
         write_manifest(folder, kind, used, inputs=inputs,
                        metrics=metrics, base_model=display(model_dir), base_model_reason=model_reason,
                        machine=machine_summary(), complete=True, **extra)
