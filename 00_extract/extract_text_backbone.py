@@ -26,7 +26,6 @@ def main():
     p.add_argument("--max-shard-gb", default=5.0, type=float, help="largest output shard in GB")
     p.add_argument("--hf-repo", help="download from the Hugging Face Hub first (only the language-model shards)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    p.add_argument("--config", help="YAML file with these options (section: extract)")
     args = parse_options(p, "extract")
     extract_stage(args)
 

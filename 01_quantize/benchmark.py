@@ -31,7 +31,6 @@ def main():
     p.add_argument("--max-tokens", default=32, type=int, help="tokens generated per repeat")
     p.add_argument("--perplexity-tokens", default=1024, type=int, help="held-out tokens scored for perplexity, 0 to skip "
                    "(default 1024)")
-    p.add_argument("--config", help="YAML file with these options (section: benchmark)")
     args = parse_options(p, "benchmark")
     run_benchmark(args)
 

@@ -30,7 +30,6 @@ def main():
     p.add_argument("--dtype", default="auto", choices=["auto", *SCALES_DTYPES],
                    help="dtype of the scales and unquantized tensors (default auto: float32 on CPU)")
     p.add_argument("--force", action="store_true", help="replace existing output folders")
-    p.add_argument("--config", help="YAML file with these options (section: quantize)")
     args = parse_options(p, "quantize")
     quantize_models(args)
 

@@ -5,22 +5,30 @@ Examples:
   OMNILM_ROOT=/data/omnilm streamlit run 04_inference/app.py
 
 Answers stream token by token (Stop ends the generation), reasoning blocks are
-hidden or shown collapsed, and every exchange is appended to
-logs/inference_logs.csv (the History tab shows and downloads it). The logic
-lives in omnilm.catalog, omnilm.chat_session and omnilm.chatlog.
+hidden or shown collapsed. Every answer is stored as it is made in
+logs/chats.sqlite3: conversations survive a reload (the URL names the open one,
+?chat=<id>) and a restart, the sidebar reopens earlier ones and exports the open
+one as Markdown or JSON, Regenerate redoes the last answer, and the History tab
+shows the whole log and downloads it as CSV. "Compare stages" sends one question
+to two or three stages (base, CPT adapter, SFT adapter) and shows the answers side
+by side, each stage's adapter switched on the one loaded base. The logic lives in
+omnilm.catalog, omnilm.chat_session, omnilm.chat_store, omnilm.chatlog,
+omnilm.adapter_switch and omnilm.compare (its screen: omnilm.compare_ui).
 """
 import time
 
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 import streamlit as st
 
-from omnilm import catalog, chatlog
-from omnilm.chat_session import ModelHolder, Reply, build_messages, sampling, stream_reply
+from omnilm import catalog, chat_store, chatlog, compare_ui
+from omnilm.chat_session import ModelHolder, Reply, build_messages, exchange_row, sampling, stream_reply
+from omnilm.errors import UserError
 from omnilm.paths import adapters_dir, display, models_dir
 
 NO_ADAPTER = "None"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 STOP_WAIT_S = 60  # a stopped run ends at its next token; a long prompt may still be in prefill
+LISTED_CHATS = 30  # the sidebar's list of earlier conversations: the newest ones
 
 
 @st.cache_resource
@@ -94,7 +102,8 @@ def controls():
 
 
 def load(model, adapter, force):
-    """(model, tokenizer) or None after a clear message; loads only when the pick changed."""
+    """(model, tokenizer, (model dir, adapter dir)) or None after a clear message; loads
+    only when the base changed (adapters are switched on the one loaded base)."""
     holder = shared_holder()
     model_dir = catalog.child_dir(models_dir(), model.name, "model")  # the guard at the loading boundary
     adapter_dir = catalog.child_dir(adapters_dir(), adapter.name, "adapter") if adapter else None
@@ -102,7 +111,7 @@ def load(model, adapter, force):
     label = model.name + (f" + {adapter.name}" if adapter else "")
     if holder.key == key and holder.model is not None and not force:
         st.sidebar.caption(f"Loaded: {label} ({holder.seconds:.1f} s)")
-        return holder.model, holder.tokenizer
+        return holder.model, holder.tokenizer, (model_dir, adapter_dir)
     with st.status(f"Loading {label}...", expanded=True) as status:
         bar = st.progress(0.0, text="starting")
         try:
@@ -114,7 +123,7 @@ def load(model, adapter, force):
             st.error(f"Could not load {label}: {why}")
             return None
         status.update(label=f"Loaded {label} in {holder.seconds:.1f} s", state="complete", expanded=False)
-    return loaded
+    return (*loaded, (model_dir, adapter_dir))
 
 
 def show_turn(turn, show_reasoning):
@@ -127,9 +136,13 @@ def show_turn(turn, show_reasoning):
             st.caption(turn["stats"])
 
 
-def answer(question, model, tokenizer, names, opts):
-    """Stream one reply under the question; record it (history + log) even when stopped."""
+def answer(question, model, tokenizer, dirs, names, opts, turn=None):
+    """Stream one reply under the question; record it (history + store) even when stopped.
+    `turn`: the stored turn this answer replaces (Regenerate), None for a new question."""
     history = st.session_state.history
+    conversation = st.session_state.get("conversation_id") or chat_store.new_id()
+    st.session_state.conversation_id = conversation
+    st.query_params["chat"] = conversation  # so a page reload reopens this conversation
     messages = build_messages(history, question, opts["system_prompt"], opts["multi_turn"])
     history.append({"role": "user", "content": question})
     show_turn(history[-1], False)
@@ -139,7 +152,7 @@ def answer(question, model, tokenizer, names, opts):
         stop_box = st.empty()
         stop_box.button("Stop", key="stop", icon=":material/stop_circle:")  # any click stops this run: that is the stop
         tokens = stream_reply(model, tokenizer, messages, opts["max_tokens"], opts["temperature"], opts["top_p"],
-                              lock=shared_holder().lock, reply=reply)
+                              lock=shared_holder().using(*dirs), reply=reply)  # this adapter, held
         try:
             for reply in tokens:
                 if opts["show_reasoning"] and reply.reasoning:
@@ -152,7 +165,7 @@ def answer(question, model, tokenizer, names, opts):
             # here (even st.session_state would raise again), only the captured history list.
             tokens.close()
             reply.stopped = reply.stopped or not reply.finish_reason
-            record(history, question, reply, names, opts)
+            record(history, question, reply, names, opts, conversation, turn)
         stop_box.empty()
         stats_box.caption(history[-1]["stats"])
 
@@ -169,24 +182,92 @@ def wait_for_stopped_reply():
             time.sleep(0.05)
 
 
-def record(history, question, reply, names, opts):
-    history.append({"role": "assistant", "content": reply.answer, "reasoning": reply.reasoning,
-                    "stats": reply.stats_line()})
+def record(history, question, reply, names, opts, conversation=None, turn=None):
+    entry = {"role": "assistant", "content": reply.answer, "reasoning": reply.reasoning, "stats": reply.stats_line()}
+    history.append(entry)
     try:
-        chatlog.append_row({
-            "model": names[0], "adapter": names[1], "temperature": opts["temperature"], "top_p": opts["top_p"],
-            "max_tokens": opts["max_tokens"], "multi_turn": opts["multi_turn"], "system_prompt": opts["system_prompt"],
-            "prompt": question, "answer": reply.answer, "reasoning": reply.reasoning, "tokens": reply.tokens,
-            "tokens_per_s": round(reply.tokens_per_s, 2), "peak_memory_gb": round(reply.peak_memory_gb, 3),
-            "duration_s": round(reply.duration_s, 2), "time_to_first_token_s": round(reply.time_to_first_token_s, 3),
-            "stopped": reply.stopped})
+        entry["turn"] = chat_store.add_exchange(exchange_row(names, opts, question, reply), conversation, turn,
+                                                stats=entry["stats"])
     finally:
         reply.recorded = True
 
 
+def open_conversation(conversation_id):
+    """Show a stored conversation: a click in the sidebar, or the URL's ?chat= after a reload."""
+    conv = chat_store.conversation(conversation_id)
+    st.session_state.conversation_id = conv["id"] if conv else None
+    st.session_state.history = chat_store.as_history(conv)
+    if conv:
+        st.query_params["chat"] = conv["id"]
+    else:
+        st.query_params.pop("chat", None)
+
+
+def new_chat():
+    """An empty chat; the one shown before stays in the store and in the sidebar list."""
+    st.session_state.conversation_id = None
+    st.session_state.history = []
+    st.query_params.pop("chat", None)
+
+
+def start_session():
+    """A new browser session (first visit, page reload) reopens the chat its URL names."""
+    st.session_state.setdefault("conversation_id", None)
+    if "history" not in st.session_state:
+        st.session_state.history = []
+        if st.query_params.get("chat"):
+            try:
+                open_conversation(st.query_params["chat"])
+            except UserError as e:
+                st.error(str(e))
+
+
+def take_back_last_answer(loaded):
+    """After a Regenerate click: the last question and its stored turn, both taken off the
+    history so this run shows and answers the question again (None when nothing to redo)."""
+    history = st.session_state.history
+    clicked = st.session_state.pop("regenerate", False)
+    if not (clicked and loaded and len(history) >= 2
+            and history[-1]["role"] == "assistant" and history[-2]["role"] == "user"):
+        return None
+    last = history.pop()
+    return {"question": history.pop()["content"], "turn": last.get("turn")}
+
+
+def conversations_panel():
+    """The sidebar list of stored conversations (newest first) and the open one's export."""
+    st.subheader("Conversations")
+    try:
+        convs = chat_store.conversations()
+        current = st.session_state.conversation_id
+        conv = chat_store.conversation(current) if current else None
+    except UserError as e:
+        st.error(str(e))
+        return
+    if not convs:
+        st.caption(f"None yet: each chat is kept in {display(chat_store.db_path())} as it happens.")
+    for item in convs[:LISTED_CHATS]:
+        st.button(chat_store.label(item), key=f"open::{item['id']}", on_click=open_conversation, args=(item["id"],),
+                  type="secondary" if item["id"] == current else "tertiary", width="stretch",
+                  help=f"{item['turns']} turn(s), started {item['created'].replace('T', ' ')}")
+    if len(convs) > LISTED_CHATS:
+        st.caption(f"{len(convs) - LISTED_CHATS} older ones are in {display(chat_store.db_path())} "
+                   "and in the History tab.")
+    if conv and conv["turns"]:
+        st.caption("Export the open chat")
+        md_col, json_col = st.columns(2)
+        md_col.download_button("Markdown", chat_store.to_markdown(conv), file_name=chat_store.export_name(conv, "md"),
+                               mime="text/markdown", key="export_md", on_click="ignore", icon=":material/download:")
+        json_col.download_button("JSON", chat_store.to_json(conv), file_name=chat_store.export_name(conv, "json"),
+                                 mime="application/json", key="export_json", on_click="ignore",
+                                 icon=":material/download:")
+
+
 def history_panel():
     log = chatlog.read_log()
-    st.caption(f"{len(log)} exchanges logged in {display(chatlog.log_path())}")
+    old = len(chatlog.read_old_rows())
+    st.caption(f"{len(log)} exchanges logged in {display(chat_store.db_path())}"
+               + (f" ({old} of them from the older {display(chatlog.log_path())})" if old else ""))
     if log.empty:
         return
     left, right = st.columns(2)
@@ -201,31 +282,58 @@ def history_panel():
                        mime="text/csv", key="download_log")
 
 
+def chat_view(question, loaded, model, adapter, opts):
+    wait_for_stopped_reply()
+    redo = take_back_last_answer(loaded)
+    for turn in st.session_state.history:
+        show_turn(turn, opts["show_reasoning"])
+    names = (model.name, adapter.name if adapter else NO_ADAPTER) if loaded else None
+    if redo:
+        answer(redo["question"], *loaded, names, opts, turn=redo["turn"])
+    elif question and loaded:
+        answer(question, *loaded, names, opts)
+    history = st.session_state.history
+    if loaded and history and history[-1]["role"] == "assistant":
+        st.button("Regenerate", key="regenerate", icon=":material/refresh:",
+                  on_click=lambda: st.session_state.update(regenerate=True),
+                  help="Answer the last question again with the current model and settings; "
+                       "the earlier answer stays in the History tab.")
+
+
 def main():
     st.set_page_config(page_title="omnilm chat", page_icon=":material/chat:", layout="wide")
     warn_if_exposed()
-    st.session_state.setdefault("history", [])
+    start_session()
     st.sidebar.title("omnilm chat")
     model = pick_model()
-    adapter, usable = pick_adapter(model) if model else (None, False)
+    comparing = st.sidebar.toggle("Compare stages", value=False, key="compare_mode",
+                                  help="One question to two or three stages (base, CPT, SFT), answered side by side "
+                                       "on one loaded copy of the base model.")
+    if comparing:
+        stages = compare_ui.pick_stages(model) if model else []
+        adapter, usable = None, bool(stages)
+    else:
+        adapter, usable = pick_adapter(model) if model else (None, False)
     opts = controls()
     clear_col, reload_col = st.sidebar.columns(2)
-    if clear_col.button("Clear chat", key="clear"):
-        st.session_state.history = []
+    clear_col.button("New chat", key="clear", on_click=new_chat, icon=":material/add_comment:")
     force = reload_col.button("Reload model", key="reload")
-    loaded = load(model, adapter, force) if model and usable else None
+    chats_box = st.sidebar.container()  # filled last, so it lists a chat begun in this run
+    with st.container():  # a fixed slot for the loading status: the tabs keep their place between runs
+        loaded = load(model, adapter, force) if model and usable else None
 
-    chat_tab, log_tab = st.tabs(["Chat", "History"])
+    chat_tab, log_tab = st.tabs(["Compare" if comparing else "Chat", "History"])
     question = st.chat_input("Ask a question", key="question", disabled=loaded is None)
     with chat_tab:
-        wait_for_stopped_reply()
-        for turn in st.session_state.history:
-            show_turn(turn, opts["show_reasoning"])
-        if question and loaded:
-            names = (model.name, adapter.name if adapter else NO_ADAPTER)
-            answer(question, *loaded, names, opts)
+        if comparing:
+            compare_ui.show(question if loaded else None, shared_holder(), loaded[2][0] if loaded else None,
+                            model.name if model else None, stages, opts)
+        else:
+            chat_view(question, loaded, model, adapter, opts)
     with log_tab:
         history_panel()
+    with chats_box:
+        conversations_panel()
 
 
 main()

@@ -38,7 +38,6 @@ def main():
     p.add_argument("--dry-run", default=False, action="store_true",
                    help="with --hf-repo: write the model card and list the files, upload nothing")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    p.add_argument("--config", help="YAML file with these options (section: export)")
     args = parse_options(p, "export")
     export_model(args)
 

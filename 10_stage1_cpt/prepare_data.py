@@ -89,7 +89,6 @@ def build_parser():
     p.add_argument("--qa-in-cpt", default=1, type=int,
                    help="question/answer pairs of each trained fact in the CPT text")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    p.add_argument("--config", help="YAML file with these options (section: prepare)")
     return p
 
 

@@ -64,7 +64,6 @@ def main():
     p.add_argument("--replay-share", default=0.5, type=float, help="share of the train rows, and of the valid rows, "
                    "taken by the replay pairs of the chunks folder (as many as exist at most), 0 = none")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    p.add_argument("--config", help="YAML file with these options (section: qa)")
     build_sft_data(parse_options(p, "qa"))
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ def main():
     p.add_argument("--output", help="results folder (default: results/)")
     p.add_argument("--no-open-book", dest="open_book", action="store_false", default=True,
                    help="skip the open-book upper bound (the first stage's model with each passage in the prompt)")
-    p.add_argument("--config", help="YAML file with these options (section: eval)")
     args = parse_options(p, "eval")
     compare_stages(args)
 

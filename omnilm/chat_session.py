@@ -1,12 +1,15 @@
 """The chat app's logic without the UI: sampling settings, the messages sent to the
 model, the one loaded model shared by all sessions, and the streamed reply that
 stops as soon as its reader stops reading."""
+import contextlib
 import gc
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from omnilm.chat import load_model
+from omnilm.errors import UserError
 from omnilm.think import split_reasoning, split_streaming
 
 MAX_TEMPERATURE = 2.0
@@ -95,6 +98,16 @@ def stream_reply(model, tokenizer, messages, max_tokens=256, temperature=0.0, to
             reply.duration_s = time.perf_counter() - reply.started
 
 
+def exchange_row(names, opts, question, reply):
+    """The log row of one answer: names = (model, adapter), opts = the app's settings."""
+    return {"model": names[0], "adapter": names[1], "temperature": opts["temperature"], "top_p": opts["top_p"],
+            "max_tokens": opts["max_tokens"], "multi_turn": opts["multi_turn"], "system_prompt": opts["system_prompt"],
+            "prompt": question, "answer": reply.answer, "reasoning": reply.reasoning, "tokens": reply.tokens,
+            "tokens_per_s": round(reply.tokens_per_s, 2), "peak_memory_gb": round(reply.peak_memory_gb, 3),
+            "duration_s": round(reply.duration_s, 2), "time_to_first_token_s": round(reply.time_to_first_token_s, 3),
+            "stopped": reply.stopped}
+
+
 class _NoLock:
     def __enter__(self):
         return self
@@ -107,31 +120,45 @@ _NO_LOCK = _NoLock()
 
 
 class ModelHolder:
-    """The one model (+ adapter) in memory, shared by every browser session of an app
-    process. Loading another one first drops the current one, so two are never held."""
+    """The one base model in memory, shared by every browser session of an app process,
+    with its adapters switched on that one copy (omnilm.adapter_switch). Loading another
+    base first drops the current one, so two bases are never held."""
 
     def __init__(self):
-        self.lock = threading.RLock()  # held while loading and while decoding
+        self.lock = threading.RLock()  # held while loading, switching and decoding
         self.key = None
-        self.model = self.tokenizer = None
+        self.model = self.tokenizer = self.switcher = None
         self.seconds = 0.0
 
     def get(self, model_dir, adapter_dir=None, on_progress=None, force=False):
-        key = (str(model_dir), str(adapter_dir) if adapter_dir else None)
+        """(model, tokenizer) with `adapter_dir` switched on (None: the plain base)."""
+        from omnilm.adapter_switch import AdapterSwitcher
+
         with self.lock:
-            if force or key != self.key:
+            if force or self.key is None or self.key[0] != str(model_dir):
                 self.unload()
                 started = time.perf_counter()
-                self.model, self.tokenizer = load_model(model_dir, adapter_dir, on_progress)
-                self.key, self.seconds = key, time.perf_counter() - started
+                self.model, self.tokenizer = load_model(model_dir, None, on_progress)
+                self.switcher = AdapterSwitcher(self.model)
+                self.key, self.seconds = (str(model_dir), None), time.perf_counter() - started
+            if adapter_dir is not None and not (Path(adapter_dir) / "adapters.safetensors").exists():
+                raise UserError(f"{adapter_dir} is not an adapter folder (no adapters.safetensors)")
+            self.switcher.use(adapter_dir)
+            self.key = (str(model_dir), str(adapter_dir) if adapter_dir else None)
             return self.model, self.tokenizer
+
+    @contextlib.contextmanager
+    def using(self, model_dir, adapter_dir=None):
+        """Hold the model with this adapter switched on until the block ends: another
+        session cannot switch it away in the middle of an answer."""
+        with self.lock:
+            yield self.get(model_dir, adapter_dir)
 
     def unload(self):
         import mlx.core as mx
 
         with self.lock:
             self.key = None
-            self.model = self.tokenizer = None
+            self.model = self.tokenizer = self.switcher = None
             gc.collect()
             mx.clear_cache()
-

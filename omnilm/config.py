@@ -48,6 +48,8 @@ def parse_options(parser, section, argv=None):
 
     import yaml
 
+    if "--config" not in parser._option_string_actions:  # every stage takes one, named by its section
+        parser.add_argument("--config", help=f"YAML file with these options (section: {section})")
     defaults = {a.dest: a.default for a in parser._actions if a.dest not in NOT_OPTIONS}
     for action in parser._actions:
         if action.dest not in defaults:

@@ -96,14 +96,18 @@ def place_model(src, models_folder, name=None):
     return dst
 
 
-def make_lora_adapter(model_dir, out_dir, num_layers=2, rank=4, manifest=None, scale=10.0):
+def make_lora_adapter(model_dir, out_dir, num_layers=2, rank=4, manifest=None, scale=10.0, seed=None):
     """A real mlx-lm LoRA adapter folder for `model_dir` (untrained: lora_b set to
-    small random values so it changes the answers), plus an optional manifest."""
+    small random values so it changes the answers), plus an optional manifest.
+    seed: also fix lora_a (else drawn from the current random state), for a test
+    that needs the very same adapter every run."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm import load
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
+    if seed is not None:
+        mx.random.seed(seed)
     model, _ = load(str(model_dir), lazy=True)
     model.freeze()
     params = {"rank": rank, "scale": scale, "dropout": 0.0}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from omnilm import chatlog
+from omnilm import chat_store, chatlog
 from omnilm.chat_session import ModelHolder, build_messages, sampling, stream_reply
 
 APP = str(Path(__file__).resolve().parents[1] / "04_inference" / "app.py")
@@ -83,12 +83,46 @@ def test_chat_streams_records_and_logs(chat_project):
     assert row["answer"] == history[1]["content"] and 0 < int(row["tokens"]) <= 32
     assert float(row["tokens_per_s"]) > 0 and float(row["peak_memory_gb"]) > 0 and row["stopped"] == "False"
 
-    assert "1 exchanges logged in logs/inference_logs.csv" in " ".join(c.value for c in at.caption)
+    assert "1 exchanges logged in logs/chats.sqlite3" in " ".join(c.value for c in at.caption)
     assert at.get("download_button")
 
     at.sidebar.button(key="clear").click().run()
     assert at.session_state["history"] == [] and not at.chat_message
     assert len(chatlog.read_rows()) == 1  # clearing the chat never touches the log
+
+
+def test_chats_are_stored_regenerated_exported_and_reopened(chat_project):
+    at = start(max_tokens=16)
+    at.chat_input(key="question").set_value("What does VELLUM stand for?").run()
+    at.chat_input(key="question").set_value("And what is it for?").run()
+    assert not at.exception
+    cid = at.session_state["conversation_id"]
+    assert cid and at.query_params["chat"] == cid  # the URL names the chat, so a reload reopens it
+    stored = chat_store.conversation(cid)
+    assert [(t["turn"], t["prompt"]) for t in stored["turns"]] == [(1, "What does VELLUM stand for?"),
+                                                                   (2, "And what is it for?")]
+    assert at.session_state["history"] == chat_store.as_history(stored)
+    assert [r["turn"] for r in chatlog.read_rows()] == ["1", "2"]
+    assert {b.proto.label for b in at.get("download_button")} >= {"Markdown", "JSON", "Download CSV"}
+
+    at.button(key="regenerate").click().run()  # the last answer again, as turn 2
+    assert not at.exception
+    assert [(r["conversation_id"], r["turn"]) for r in chatlog.read_rows()] == [(cid, "1"), (cid, "2"), (cid, "2")]
+    assert len(at.session_state["history"]) == 4 and len(at.chat_message) == 4
+    assert at.session_state["history"] == chat_store.as_history(chat_store.conversation(cid))
+
+    at.sidebar.button(key="clear").click().run()  # a new chat; the old one stays listed
+    assert at.session_state["history"] == [] and "chat" not in at.query_params and not at.chat_message
+    at.sidebar.button(key=f"open::{cid}").click().run()
+    assert [m.name for m in at.chat_message] == ["user", "assistant"] * 2
+    assert at.session_state["history"] == chat_store.as_history(chat_store.conversation(cid))
+
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a page reload: a new session, same URL
+    reloaded.query_params["chat"] = cid
+    reloaded.run()
+    assert reloaded.session_state["history"] == at.session_state["history"]
+    reloaded.chat_input(key="question").set_value("One more?").run()
+    assert [t["turn"] for t in chat_store.conversation(cid)["turns"]] == [1, 2, 3]
 
 
 def test_reasoning_is_hidden_or_collapsed(chat_project):

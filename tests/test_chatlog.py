@@ -1,74 +1,31 @@
-"""The chat log: whole rows under concurrency, old logs kept, awkward text round-trips."""
-import csv
-import subprocess
-import sys
-import threading
-
-from omnilm import chatlog
+"""The chat log: rows from the store, an old CSV log still read (never rewritten)."""
+from omnilm import chat_store, chatlog
 
 AWKWARD = 'line one\nline "two", with commas,\r\nünïcödé 🙂 and a <think>tag</think>'
 
-WRITER = """
-import sys
-from omnilm import chatlog
-who, count = sys.argv[1], int(sys.argv[2])
-for i in range(count):
-    chatlog.append_row({"model": who, "adapter": str(i), "prompt": f"{who}-{i} " + "x" * (i * 97 % 5000),
-                        "answer": AWKWARD_TEXT})
-"""
 
-
-def test_concurrent_processes_lose_and_mix_nothing(project_root):
-    path = chatlog.log_path()
-    # an old log with fewer, differently named columns is there first: it must survive the upgrade
-    path.write_text("time,model,question\n2025-01-01T00:00:00,old-model,\"kept, really\"\n")
-    writers, per_writer = 4, 150
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER.replace("AWKWARD_TEXT", repr(AWKWARD)), f"p{w}", str(per_writer)])
-             for w in range(writers)]
-    threads = [threading.Thread(target=lambda i=i: chatlog.append_row({"model": "thread", "adapter": str(i),
-                                                                       "prompt": f"thread-{i}"}))
-               for i in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(p.wait(timeout=120) == 0 for p in procs)
-
-    rows = chatlog.read_rows()
-    assert len(rows) == 1 + writers * per_writer + 50
-    assert rows[0]["question"] == "kept, really" and rows[0]["time"] == "2025-01-01T00:00:00"
-    for w in range(writers):
-        mine = [r for r in rows if r["model"] == f"p{w}"]
-        assert [int(r["adapter"]) for r in mine] == list(range(per_writer))  # each process's order kept
-        for r in mine:
-            i = int(r["adapter"])
-            assert r["prompt"] == f"p{w}-{i} " + "x" * (i * 97 % 5000)
-            assert r["answer"] == AWKWARD.replace("\r\n", "\n") or r["answer"] == AWKWARD
-    assert sorted(int(r["adapter"]) for r in rows if r["model"] == "thread") == list(range(50))
-    with open(path, newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f))
-    assert header == chatlog.COLUMNS + ["time", "question"]
-
-
-def test_log_with_fewer_columns_is_read_and_kept(project_root):
+def test_old_csv_log_still_loads_before_the_stores_rows(project_root):
     path = chatlog.log_path()
     old_columns = chatlog.COLUMNS[:6]  # a log from before reasoning/ttft/stopped were recorded
-    path.write_text(",".join(old_columns) + "\n2025-01-01T10:00:00,m,a,0.0,1.0,64\n")
+    old_text = ",".join(old_columns + ["question"]) + "\n2025-01-01T10:00:00,m,a,0.0,1.0,64,\"kept, really\"\n"
+    path.write_text(old_text)
     table = chatlog.read_log()
-    assert list(table.columns) == chatlog.COLUMNS and len(table) == 1 and table.iloc[0]["stopped"] == ""
-    chatlog.append_row({"model": "m2", "prompt": "p", "answer": AWKWARD, "stopped": True})
+    assert list(table.columns) == chatlog.COLUMNS + ["question"] and len(table) == 1
+    assert table.iloc[0]["stopped"] == "" and table.iloc[0]["conversation_id"] == ""
+
+    assert chatlog.append_row({"model": "m2", "prompt": "p", "answer": AWKWARD, "stopped": True}) is None
+    chatlog.append_row({"model": "m3", "prompt": "q", "conversation_id": "c1"})
     table = chatlog.read_log()
-    assert list(table["model"]) == ["m", "m2"]
-    assert table.iloc[0]["max_tokens"] == "64" and table.iloc[1]["stopped"] == "True"
-    assert table.iloc[1]["answer"] in (AWKWARD, AWKWARD.replace("\r\n", "\n"))
+    assert list(table["model"]) == ["m", "m2", "m3"]
+    assert table.iloc[0]["max_tokens"] == "64" and table.iloc[0]["question"] == "kept, really"
+    assert table.iloc[1]["stopped"] == "True" and table.iloc[1]["answer"] == AWKWARD  # exact, \r\n too
+    assert (table.iloc[2]["conversation_id"], table.iloc[2]["turn"]) == ("c1", "1")
+    assert path.read_text() == old_text  # the old log is read, never rewritten
 
 
-def test_damaged_line_does_not_hide_the_rest(project_root):
+def test_damaged_line_of_the_old_log_does_not_hide_the_rest(project_root):
     path = chatlog.log_path()
-    chatlog.append_row({"model": "a", "prompt": "first"})
-    with open(path, "a") as f:
-        f.write("2025,too,many,fields," + ",".join(["x"] * 30) + "\n")
-    chatlog.append_row({"model": "b", "prompt": "last"})
+    path.write_text("timestamp,model,prompt\n2025,a,first\n2025,too,many," + ",".join(["x"] * 30) + "\n2025,b,last\n")
     assert [r["model"] for r in chatlog.read_rows()] == ["a", "too", "b"]
 
 
@@ -76,5 +33,6 @@ def test_empty_or_missing_log(project_root):
     assert chatlog.read_rows() == [] and chatlog.read_log().empty
     chatlog.log_path().write_text("")
     chatlog.append_row({"model": "m"})
-    assert chatlog.read_rows()[0]["model"] == "m"
-    assert chatlog.read_rows()[0]["timestamp"]
+    rows = chatlog.read_rows()
+    assert [r["model"] for r in rows] == ["m"] and rows[0]["timestamp"]
+    assert chat_store.db_path().exists()

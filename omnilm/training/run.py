@@ -61,7 +61,6 @@ def add_training_arguments(p, kind):
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --adapter-path (a finished one trains again)")
     p.add_argument("--force", action="store_true", help="start over, replacing what --adapter-path holds")
-    p.add_argument("--config", help=f"YAML file with these options (section: {kind})")
 
 
 def _setup_key(args, model_dir, data, init_adapter, lora):
