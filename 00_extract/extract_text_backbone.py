@@ -25,8 +25,7 @@ def main():
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="output dtype")
     p.add_argument("--max-shard-gb", default=5.0, type=float, help="largest output shard in GB")
     p.add_argument("--hf-repo", help="download from the Hugging Face Hub first (only the language-model shards)")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    args = parse_options(p, "extract")
+    args = parse_options(p, "extract", force="replace an existing output folder")
     extract_stage(args)
 
 

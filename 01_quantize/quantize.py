@@ -29,8 +29,7 @@ def main():
     p.add_argument("--output", help="output folder (one --bits only; default: <model>-<bits>bit)")
     p.add_argument("--dtype", default="auto", choices=["auto", *SCALES_DTYPES],
                    help="dtype of the scales and unquantized tensors (default auto: float32 on CPU)")
-    p.add_argument("--force", action="store_true", help="replace existing output folders")
-    args = parse_options(p, "quantize")
+    args = parse_options(p, "quantize", force="replace existing output folders")
     quantize_models(args)
 
 

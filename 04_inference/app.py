@@ -300,20 +300,25 @@ def chat_view(question, loaded, model, adapter, opts):
                        "the earlier answer stays in the History tab.")
 
 
+def pick_mode(model):
+    """(comparing, stages, adapter, usable): compare mode's stages, or the single chat's adapter."""
+    comparing = st.sidebar.toggle("Compare stages", value=False, key="compare_mode",
+                                  help="One question to two or three stages (base, CPT, SFT), answered side by side "
+                                       "on one loaded copy of the base model.")
+    if comparing:
+        stages = compare_ui.pick_stages(model) if model else []
+        return True, stages, None, bool(stages)
+    adapter, usable = pick_adapter(model) if model else (None, False)
+    return False, [], adapter, usable
+
+
 def main():
     st.set_page_config(page_title="omnilm chat", page_icon=":material/chat:", layout="wide")
     warn_if_exposed()
     start_session()
     st.sidebar.title("omnilm chat")
     model = pick_model()
-    comparing = st.sidebar.toggle("Compare stages", value=False, key="compare_mode",
-                                  help="One question to two or three stages (base, CPT, SFT), answered side by side "
-                                       "on one loaded copy of the base model.")
-    if comparing:
-        stages = compare_ui.pick_stages(model) if model else []
-        adapter, usable = None, bool(stages)
-    else:
-        adapter, usable = pick_adapter(model) if model else (None, False)
+    comparing, stages, adapter, usable = pick_mode(model)
     opts = controls()
     clear_col, reload_col = st.sidebar.columns(2)
     clear_col.button("New chat", key="clear", on_click=new_chat, icon=":material/add_comment:")

@@ -37,8 +37,7 @@ def main():
     p.add_argument("--hf-repo", help="Hugging Face repo (owner/name) to upload the fused model to")
     p.add_argument("--dry-run", default=False, action="store_true",
                    help="with --hf-repo: write the model card and list the files, upload nothing")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    args = parse_options(p, "export")
+    args = parse_options(p, "export", force="replace an existing output folder")
     export_model(args)
 
 

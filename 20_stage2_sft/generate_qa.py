@@ -63,8 +63,7 @@ def main():
     p.add_argument("--context-name", help="the document's name used in question variants (default: from its title)")
     p.add_argument("--replay-share", default=0.5, type=float, help="share of the train rows, and of the valid rows, "
                    "taken by the replay pairs of the chunks folder (as many as exist at most), 0 = none")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    build_sft_data(parse_options(p, "qa"))
+    build_sft_data(parse_options(p, "qa", force="replace an existing output folder"))
 
 if __name__ == "__main__":
     run_main(main)

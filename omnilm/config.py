@@ -38,7 +38,7 @@ def load_yaml(path):
 NOT_OPTIONS = {"help", "config", "print_config", "force", "resume"}  # about this run, not options a config sets
 
 
-def parse_options(parser, section, argv=None):
+def parse_options(parser, section, argv=None, force=None):
     """parse_args, then flag > YAML (--config, its `section`) > default. Each option is
     declared once, in its add_argument (type, default, help) or a script's set_defaults;
     the default is shown in --help and the flag itself parses to None unless given, so
@@ -48,6 +48,8 @@ def parse_options(parser, section, argv=None):
 
     import yaml
 
+    if force:  # what --force replaces, in the stage's words
+        parser.add_argument("--force", action="store_true", help=force)
     if "--config" not in parser._option_string_actions:  # every stage takes one, named by its section
         parser.add_argument("--config", help=f"YAML file with these options (section: {section})")
     defaults = {a.dest: a.default for a in parser._actions if a.dest not in NOT_OPTIONS}
