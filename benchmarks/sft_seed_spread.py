@@ -7,7 +7,9 @@ Examples:
 On the demo, a 135M model fine-tuned on about a hundred pairs, one seed (LoRA init
 and data order) moved control accuracy from 0.60 to 0.80: compare configurations by
 their spread over seeds, never by one run. Each seed trains its own adapter
-(adapters/<data>-sft-seedN, one process each) from the same CPT adapter and data;
+(adapters/<data>-sft-seedN, one process each) from the same CPT adapter and data
+(the pipeline's own adapters/<data>-sft stands for its seed, 0, when no --train-args
+are given: it was trained with the defaults);
 then one compare_stages run asks every adapter the same questions (no open-book
 run: that upper bound does not depend on the seed). Writes seed_spread.md and
 seed_spread.json (accuracy per seed for each kind: trained, heldout_fact,
@@ -37,6 +39,20 @@ def spread(summary, seeds):
             table[kind] = {"per_seed": values, "median": round(statistics.median(values), 3),
                            "mean": round(statistics.mean(values), 3), "min": min(values), "max": max(values)}
     return table
+
+
+def pipeline_adapter(name, data, seed):
+    """adapters/<name>-sft when the pipeline trained it finished, on `data`, with this seed
+    and every other option at its default; else None."""
+    from omnilm.adapters import is_complete
+
+    own = adapters_dir() / f"{name}-sft"
+    try:
+        used = json.loads((own / "manifest.json").read_text())["args"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    same = used.get("seed") == seed and resolve(used.get("data") or "") == data
+    return own if same and is_complete(own) and not used.get("config") else None
 
 
 def write_report(table, seeds, train_args, out):
@@ -73,6 +89,10 @@ def main():
     stages = []
     for seed in args.seeds:
         adapter = adapters_dir() / f"{args.data}-sft-seed{seed}"
+        if not args.train_args and (own := pipeline_adapter(args.data, data, seed)):
+            print(f"seed {seed}: the pipeline's own {display(own)} (same data, seed and defaults), not trained again")
+            stages.append(f"seed{seed}={model}+{own}")
+            continue
         # absolute paths: the scripts run from the repo root, not from the user's folder
         run_or_fail("20_stage2_sft/train_sft.py", ["--data", str(data), "--model", str(model), "--seed", str(seed),
                                                    "--adapter-path", str(adapter), "--force",

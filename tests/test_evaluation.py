@@ -264,6 +264,30 @@ def test_seed_spread_report(tmp_path):
     assert bad.returncode != 0 and "two different seeds" in bad.stderr
 
 
+def test_seed_spread_reuses_the_pipelines_adapter_only_for_its_own_seed_and_defaults(project_root):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "sft_seed_spread.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = project_root / "data" / "sft" / "paper"
+    own = project_root / "adapters" / "paper-sft"
+    own.mkdir(parents=True)
+
+    def manifest(**args):
+        (own / "manifest.json").write_text(json.dumps({"complete": True, "args": {
+            "seed": 0, "data": "data/sft/paper", "config": None, **args}}))
+
+    manifest()
+    assert module.pipeline_adapter("paper", data, 0) == own
+    assert module.pipeline_adapter("paper", data, 1) is None  # another seed is trained
+    assert module.pipeline_adapter("paper", project_root / "data" / "sft" / "other", 0) is None
+    manifest(config="configs/x.yaml")  # options from a file: not the defaults
+    assert module.pipeline_adapter("paper", data, 0) is None
+    (own / "manifest.json").write_text(json.dumps({"complete": False, "args": {"seed": 0, "data": "data/sft/paper"}}))
+    assert module.pipeline_adapter("paper", data, 0) is None  # an unfinished run
+
+
 def test_per_kind_keeps_the_first_questions_of_every_kind_in_order():
     from omnilm.errors import UserError
     from omnilm.evaluation import first_of_each_kind
