@@ -20,11 +20,12 @@ loss says how well the document is learned. --hold-out keeps them out (a classic
 held-out perplexity, for a corpus large enough to spare them).
 
 Replay against forgetting: the model answers --replay general questions
-(10_stage1_cpt/replay_questions.txt) greedily; answers that end within the token
-limit and pass the leakage filters go to replay.jsonl; as plain text (question, then
-answer), packed like chunks, they are mixed into train.jsonl as --replay-share of
-its rows (valid.jsonl stays the document). Stage 20 draws its own replay share,
-for train and valid, from replay.jsonl.
+(10_stage1_cpt/replay_questions.txt) greedily; an answer longer than 20 words or cut
+by the token limit keeps its first whole sentences ("shortened": true); those that
+pass the leakage filters go to replay.jsonl. As plain text (question, then answer),
+packed like chunks, they make --replay-share of the rows of train.jsonl, repeated
+in new orders to get there (each answer at most 4 times); valid.jsonl stays the
+document. Stage 20 draws its own replay share, for train and valid, from replay.jsonl.
 Fact inventory (omnilm.facts): every number with what it counts, name, definition,
 acronym and table cell of the text becomes a fact with its source sentence, page and
 questions (facts.jsonl). A seeded --heldout-fraction of the source sentences is held
@@ -66,7 +67,7 @@ def build_parser():
     p.add_argument("--replay", default=200, type=int,
                    help="general questions the model answers for replay against forgetting, 0 = none")
     p.add_argument("--replay-share", default=0.35, type=float,
-                   help="share of the CPT train rows taken by replay text (as many as were kept at most)")
+                   help="share of the CPT train rows taken by replay text (its answers repeated to reach it, 4 times at most)")
     p.add_argument("--replay-questions", default=str(REPLAY_QUESTIONS),
                    help="one question a line (default 10_stage1_cpt/replay_questions.txt)")
     p.add_argument("--replay-max-tokens", default=64, type=int,

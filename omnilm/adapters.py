@@ -153,3 +153,23 @@ def load_checkpoint_arrays(folder):
 
 def drop_checkpoint(folder):
     shutil.rmtree(Path(folder) / RESUME, ignore_errors=True)
+
+
+def load_fitting_weights(folder, expected, base, what="", fits=None):
+    """The adapter's best weights, every name and shape checked against `expected` (name
+    -> the model's LoRA array; `fits(name, weight)` when the shapes may differ, as under
+    frozen ranks): an adapter trained for another base is one clear sentence."""
+    import mlx.core as mx
+
+    try:
+        weights = mx.load(str(Path(folder) / BEST))
+    except (RuntimeError, ValueError, OSError) as e:
+        raise UserError(f"{display(Path(folder) / BEST)} cannot be read ({str(e).splitlines()[0]})") from None
+    fits = fits or (lambda name, w: w.shape == expected[name].shape)
+    wrong = sorted(k for k, w in weights.items() if k not in expected or not fits(k, w))
+    missing = sorted(set(expected) - set(weights))
+    if wrong or missing:
+        raise UserError(f"{what}{display(folder)} does not fit {display(base)} ({len(wrong)} tensors of another "
+                        f"shape or name, {len(missing)} missing, e.g. {(wrong or missing)[0]}): "
+                        "it was trained for another base")
+    return weights

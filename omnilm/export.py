@@ -90,10 +90,9 @@ def check_hub_target(repo, dry_run):
 def attach_adapter(model, adapter, adapter_config, model_dir):
     """The adapter's LoRA layers and weights on `model`, every tensor name and shape
     checked first: an adapter trained for another base is one clear sentence."""
-    import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    from omnilm.adapters import BEST
+    from omnilm.adapters import load_fitting_weights
     from omnilm.mlx_lm_api import add_lora_layers
 
     try:
@@ -102,16 +101,7 @@ def attach_adapter(model, adapter, adapter_config, model_dir):
         raise UserError(f"{display(adapter)} does not fit {display(model_dir)}: its LoRA layers cannot be "
                         f"placed there ({e}); it was trained for another base") from None
     expected = {k: v for k, v in tree_flatten(model.parameters()) if k.rsplit(".", 1)[-1] in ADAPTER_LEAVES}
-    try:
-        weights = mx.load(str(Path(adapter) / BEST))
-    except (RuntimeError, ValueError, OSError) as e:
-        raise UserError(f"{display(Path(adapter) / BEST)} cannot be read ({str(e).splitlines()[0]})") from None
-    wrong = sorted(k for k, w in weights.items() if k not in expected or w.shape != expected[k].shape)
-    missing = sorted(set(expected) - set(weights))
-    if wrong or missing:
-        raise UserError(f"{display(adapter)} does not fit {display(model_dir)} ({len(wrong)} tensors of another "
-                        f"shape or name, {len(missing)} missing, e.g. {(wrong or missing)[0]}): "
-                        "it was trained for another base")
+    weights = load_fitting_weights(adapter, expected, model_dir)
     model.load_weights(list(weights.items()), strict=False)
     return len(weights)
 

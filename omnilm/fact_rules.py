@@ -297,12 +297,26 @@ def _answer_span(pair, sentence, acronyms):
 
 def table_facts(label, values, header, context):
     """A fact per cell of one row of a numeric table (row label x column name); the
-    reverse question asks which row has the value."""
+    reverse question asks which row has the value.
+
+    The statement names the row first: with the table's name first, every cell's
+    statement began with the same nine words, and the demo's CPT model, asked about
+    one row, went on with the row it had seen most ("In the VELLUM paper's results
+    table, VELLUM has..."). `variants` are other sentence shapes for CPT's rephrasings,
+    the first with the value first, for the reverse question. ("With a latency of 96,
+    Soft prompts is a row of the table" taught the CPT model to answer "Soft prompts
+    is a row of the table" to every question about the row.)"""
     facts = []
     for column, value in zip(header, values):
         a = _article(column)
+        table = f"the {context} paper's results table"
+        variants = [f"The method with {a} {column} of {value} in {table} is {label}",
+                    f"The {column} of {label} in the {context} paper is {value}",
+                    f"{label}: {column} {value}, in {table}",
+                    f"In {table}, {label} has {a} {column} of {value}"]
         facts.append({"kind": "table", "answer": value, "accept": _accepted(value), "subject": label, "unit": column,
-                      "statement": _sentence(f"In the {context} paper's results table, {label} has {a} {column} of {value}"),
+                      "statement": _sentence(f"{label} has {a} {column} of {value} in {table}"),
+                      "variants": [_sentence(v) for v in variants],
                       "questions": [f"What is the {column} of {label} in the {context} results table?",
                                     f"What {column} does {label} get in the {context} paper?"],
                       "reverse": {"question": f"Which method has {a} {column} of {value} in the {context} paper?",

@@ -21,12 +21,13 @@ from omnilm.qa_mining import find_acronyms
 
 def rephrasings(fact, context, k):
     """K statements of the fact, subject named in full: the statement, a capable
-    model's grounded rephrasing when there is one, then the statement in other frames."""
+    model's grounded rephrasing when there is one, the rule's other sentence shapes
+    (table cells have them), then the statement in other frames."""
     s = fact["statement"]
     lc = lower_first(s)
-    out = [frame.format(s=s, lc=lc, body=s.rstrip("."), ctx=context, subject=fact["subject"]) for frame in FRAMES]
-    if fact.get("model_rephrasing"):
-        out.insert(1, fact["model_rephrasing"])
+    framed = [frame.format(s=s, lc=lc, body=s.rstrip("."), ctx=context, subject=fact["subject"]) for frame in FRAMES]
+    model = [fact["model_rephrasing"]] if fact.get("model_rephrasing") else []
+    out = framed[:1] + model + fact.get("variants", []) + framed[1:]
     return list(dict.fromkeys(out))[:k]
 
 

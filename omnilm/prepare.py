@@ -17,7 +17,8 @@ from omnilm.manifest import fingerprint, write_manifest
 from omnilm.paths import cpt_data_dir, data_dir, display, models_dir, optional_file, paper_stem, resolve
 from omnilm.pdf_text import clean_pages, extract_pages, list_pdfs
 from omnilm.progress import bar
-from omnilm.replay import REPLAY_FILE, generate_replay, load_replay_questions, pack_texts, replay_count, replay_texts
+from omnilm.replay import (REPLAY_FILE, generate_replay, load_replay_questions, pack_texts, replay_count,
+                           replay_texts, select_answers)
 from omnilm.sft_data import load_golden
 
 SMALLEST_CHUNK = 128
@@ -86,8 +87,9 @@ def rephrase_facts(model, facts, min_params):
 
 def replay_pairs(args, model):
     """(kept, metrics, generation figures): the model's own answers to general questions.
-    Greedy answers are deterministic, so they are cached under data/cache/replay/ by
-    the model's fingerprint, the questions and the token limit."""
+    Greedy answers are deterministic, so the raw generations are cached under
+    data/cache/replay/ by the model's fingerprint, the questions and the token limit;
+    which answers are kept is decided afresh, so a change of the filters needs no rerun."""
     from omnilm.chat import load_model
     from omnilm.sft_data import load_eval_questions
 
@@ -95,21 +97,25 @@ def replay_pairs(args, model):
     control = load_eval_questions(eval_path, "control") if eval_path.is_file() else []
     questions, skipped = load_replay_questions(resolve(args.replay_questions), control)
     questions = questions[:args.replay]
-    key = hashlib.sha256(json.dumps([fingerprint(model), questions, args.replay_max_tokens],
+    key = hashlib.sha256(json.dumps(["raw", fingerprint(model), questions, args.replay_max_tokens],
                                     sort_keys=True).encode()).hexdigest()[:20]
     cache = data_dir() / "cache" / "replay" / f"{key}.json"
     if cache.is_file():
-        kept, metrics, generation = json.loads(cache.read_text())
-        print(f"replay answers: {len(kept)} from the cache {display(cache)}")
-        return kept, metrics, dict(generation, cached=True)
-    lm, tokenizer = load_model(model)
-    with bar(desc="replay answers", total=len(questions), unit="question") as b:
-        kept, dropped, run = generate_replay(lm, tokenizer, questions, args.replay_max_tokens, bar=b)
+        texts, truncated, generation = json.loads(cache.read_text())
+        print(f"replay answers: {len(texts)} generations from the cache {display(cache)}")
+        generation = dict(generation, cached=True)
+    else:
+        lm, tokenizer = load_model(model)
+        with bar(desc="replay answers", total=len(questions), unit="question") as b:
+            run = generate_replay(lm, tokenizer, questions, args.replay_max_tokens, bar=b)
+        texts, truncated = run.texts, run.truncated
+        generation = {"generated_tokens": run.generated_tokens, "seconds": round(run.seconds, 2),
+                      "tokens_per_second": round(run.tokens_per_second, 2), **run.stats}
+        write_text_atomic(cache, json.dumps([texts, truncated, generation]))
+    kept, dropped = select_answers(questions, texts, truncated)
     metrics = {"questions": len(questions), "questions_skipped": skipped, "kept": len(kept),
+               "shortened": sum(bool(k.get("shortened")) for k in kept),
                "dropped_by_reason": dict(Counter(d["reason"] for d in dropped))}
-    generation = {"generated_tokens": run.generated_tokens, "seconds": round(run.seconds, 2),
-                  "tokens_per_second": round(run.tokens_per_second, 2), **run.stats}
-    write_text_atomic(cache, json.dumps([kept, metrics, generation]))
     return kept, metrics, generation
 
 
@@ -162,8 +168,9 @@ def prepare_document(args):
     rephrased = rephrase_facts(model, facts, args.rephrase_min_params) if args.rephrasings > 1 else {}
     fact_rows = pack_texts(count_tokens, cpt_texts(facts, context, args.rephrasings, args.qa_in_cpt, args.seed), size)
     replay, replay_metrics, generation = replay_pairs(args, model) if args.replay else ([], {}, {})
-    replay_rows = replay_texts(tokenizer, replay, size)
-    replay_rows = replay_rows[:replay_count(len(replay_rows), len(train_idx) + len(fact_rows), args.replay_share)]
+    # the share is reached by repeating the answers (see replay_texts), not capped at one pass
+    wanted = replay_count(float("inf"), len(train_idx) + len(fact_rows), args.replay_share)
+    replay_rows = replay_texts(tokenizer, replay, size, rows=wanted, seed=args.seed)
 
     pages_dropped = [{"file": path.name, "page": page, "reason": why}
                      for path, doc in docs for page, why in sorted(doc.dropped_pages.items())]

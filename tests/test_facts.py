@@ -63,6 +63,14 @@ def test_rephrasings_name_the_subject_and_differ(demo):
     assert len(texts) == 3 * len(facts) + sum(not f["heldout"] for f in facts)
     assert texts != cpt_texts(facts, context, 3, 1, seed=1)  # shuffled by seed
     assert not any(t.startswith(("It ", "We ", "Its ")) for t in texts)  # no dangling pronoun as subject
+    # a table cell names its row first and is restated in other sentence shapes, not only other frames
+    cell = find(facts, "58.1", "Token pruning")[0]
+    assert cell["statement"] == "Token pruning has an exact match of 58.1 in the VELLUM paper's results table."
+    shapes = rephrasings(cell, context, 5)
+    assert shapes[:3] == [cell["statement"],
+                          "The method with an exact match of 58.1 in the VELLUM paper's results table is Token pruning.",
+                          "The exact match of Token pruning in the VELLUM paper is 58.1."]
+    assert all("Token pruning" in r and "58.1" in r for r in shapes) and len(set(shapes)) == 5
 
 
 def test_held_out_split_spares_golden_facts_and_holds_whole_sentences(demo):

@@ -10,6 +10,7 @@ from conftest import place_model
 
 from omnilm.paths import REPO_DIR
 from omnilm.pdf_writer import Page, render_paper, write_pdf
+from omnilm.replay import MAX_PASSES
 
 SCRIPT = REPO_DIR / "10_stage1_cpt" / "prepare_data.py"
 DEMO_MD = (REPO_DIR / "10_stage1_cpt" / "demo_paper.md").read_text()
@@ -117,17 +118,21 @@ def test_replay_pairs_are_mixed_into_train_only_and_counted(root):
     out = root / "data" / "cpt" / "demo_paper"
     m = json.loads((out / "manifest.json").read_text())
     replay = read_jsonl(out / "replay.jsonl")
-    # the control question is skipped; the short factual answers end at EOS; the long one is cut
+    # the control question is skipped; two answers end at EOS; the one the limit cut keeps its first whole sentence
     assert m["metrics"]["replay"]["questions_skipped"] == {"near_control_question": 1}
-    assert [r["question"] for r in replay] == ["What is the capital of Italy?", "What is the capital of Japan?"]
-    assert "Rome" in replay[0]["answer"] and m["metrics"]["replay"]["dropped_by_reason"] == {"truncated": 1}
+    assert [r["question"] for r in replay] == ["What is the capital of Italy?", "What is the capital of Japan?",
+                                               "Why do we need to drink water?"]
+    assert [bool(r.get("shortened")) for r in replay] == [False, False, True] and "Rome" in replay[0]["answer"]
+    assert m["metrics"]["replay"]["shortened"] == 1 and m["metrics"]["replay"]["dropped_by_reason"] == {}
     train, valid = read_jsonl(out / "train.jsonl"), read_jsonl(out / "valid.jsonl")
-    texts = [row["text"] for row in train if row["text"].startswith(replay[0]["question"])]
-    assert len(texts) == m["metrics"]["replay_train_rows"] == 1 and m["metrics"]["replay_pairs"] == 2
-    assert texts[0] == "\n\n".join(f"{r['question']}\n{r['answer']}" for r in replay)
-    assert len(train) == m["metrics"]["train_chunks"] + m["metrics"]["fact_train_rows"] + 1
+    rows = [row["text"] for row in train if any(row["text"].startswith(r["question"]) for r in replay)]
+    # the three fill one row; the share (0.35 of the train rows) asks for more, so they repeat, in new orders
+    assert len(rows) == m["metrics"]["replay_train_rows"] == MAX_PASSES and m["metrics"]["replay_pairs"] == 3
+    assert rows[0] == "\n\n".join(f"{r['question']}\n{r['answer']}" for r in replay)
+    assert all(sorted(row.split("\n\n")) == sorted(rows[0].split("\n\n")) for row in rows)
+    assert len(train) == m["metrics"]["train_chunks"] + m["metrics"]["fact_train_rows"] + MAX_PASSES
     assert not any(r["answer"] in row["text"] for r in replay for row in valid)
-    assert "replay: 2/3" in run.stdout
+    assert "replay: 3/3" in run.stdout
 
 
 def _bad_inputs():

@@ -3,7 +3,7 @@ import pytest
 
 from omnilm.errors import UserError
 from omnilm.paths import REPLAY_QUESTIONS, REPO_DIR
-from omnilm.replay import (generate_replay, load_replay_questions, replay_count, replay_texts,
+from omnilm.replay import (MAX_PASSES, generate_replay, load_replay_questions, replay_count, replay_texts,
                            select_answers, split_replay)
 from omnilm.sft_data import load_eval_questions
 
@@ -14,7 +14,7 @@ def test_only_finished_clean_answers_are_kept():
     questions = ["What is the capital of Italy?", "Why is the sky blue?", "What do bees make?",
                  "What is two plus two?", "What is ice made of?", "Who painted the Mona Lisa?"]
     texts = ["The capital of Italy is Rome.",
-             "The sky is blue because air scatters",  # cut by the token limit
+             "The sky is blue because air scatters",  # cut by the token limit inside its first sentence
              "Question: what do bees make? Answer: honey.",  # format debris
              "Four.",  # too short to teach an answer
              "Ice is ice is ice is ice.",  # degenerate repetition
@@ -25,6 +25,25 @@ def test_only_finished_clean_answers_are_kept():
                     {"question": "Who painted the Mona Lisa?",
                      "answer": "Leonardo da Vinci painted the Mona Lisa."}]  # the reasoning block is not kept
     assert [d["reason"] for d in dropped] == ["truncated", "leakage", "length", "leakage"]
+
+
+def test_long_or_cut_answers_keep_their_first_whole_sentences():
+    rambling = " ".join(["It also has many other uses in daily life."] * 3)
+    questions = ["Why is the sky blue?", "What is water?", "What is salt?", "What is a river?", "What is rain?"]
+    texts = ["Air scatters blue light the most. So the sky looks",  # cut inside its second sentence
+             f"Water is a clear liquid. {rambling}",  # longer than MAX_WORDS: the first sentences stay
+             "Salt is " + "a very common and useful and cheap " * 4 + "mineral.",  # its first sentence alone is long
+             "A river is a stream of water. It ends in the sea.",  # cut right after a whole sentence
+             "Rain is water that falls from clouds. 비는 하늘에서 내린다. And"]
+    kept, dropped = select_answers(questions, texts, [True, False, False, True, True])
+    assert kept == [
+        {"question": "Why is the sky blue?", "answer": "Air scatters blue light the most.", "shortened": True},
+        {"question": "What is water?", "answer": "Water is a clear liquid. It also has many other uses in daily life.",
+         "shortened": True},
+        {"question": "What is a river?", "answer": "A river is a stream of water. It ends in the sea."},
+        {"question": "What is rain?", "answer": "Rain is water that falls from clouds. 비는 하늘에서 내린다.",
+         "shortened": True}]
+    assert dropped == [{"question": "What is salt?", "answer": texts[2], "reason": "long"}]
 
 
 def test_question_list_skips_control_questions_and_repeats(tmp_path):
@@ -71,15 +90,32 @@ def test_share_of_each_split_disjoint_and_deterministic():
     assert split_replay(pairs, 30, 6, 0) == ([], [])
 
 
+def test_cpt_rows_repeat_the_answers_in_new_orders_up_to_the_share(demo_text_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(demo_text_model))
+    pairs = [{"question": f"What is {n} plus {n}?", "answer": f"{n} plus {n} is {2 * n}."} for n in range(1, 20)]
+    one_pass = replay_texts(tok, pairs, max_tokens=60)
+    rows = replay_texts(tok, pairs, max_tokens=60, rows=len(one_pass) + 2, seed=3)
+    assert len(rows) == len(one_pass) + 2 and rows[:len(one_pass)] == one_pass  # the first pass in file order
+    assert rows[len(one_pass):] != one_pass[:2]  # then a new order, so other neighbours in a row
+    assert rows == replay_texts(tok, pairs, max_tokens=60, rows=len(one_pass) + 2, seed=3)
+    # however large the share, each answer comes MAX_PASSES times, whole, never more
+    every = "\n\n".join(replay_texts(tok, pairs, max_tokens=60, rows=10_000)).split("\n\n")
+    assert sorted(every) == sorted([f"{p['question']}\n{p['answer']}" for p in pairs] * MAX_PASSES)
+    assert replay_texts(tok, [], max_tokens=60, rows=5) == []
+
+
 def test_generation_keeps_nothing_cut_by_the_limit_and_is_deterministic(tiny_model):
     from omnilm.chat import load_model
 
     model, tok = load_model(tiny_model)
     questions = ["What is the capital of Italy?", "Who wrote Hamlet?", "What do bees make?"]
-    kept, dropped, run = generate_replay(model, tok, questions, max_tokens=5, batch_size=2)
+    run = generate_replay(model, tok, questions, max_tokens=5, batch_size=2)
     again = generate_replay(model, tok, questions, max_tokens=5, batch_size=2)
-    assert (kept, dropped, run.texts) == (again[0], again[1], again[2].texts)
-    assert len(kept) + len(dropped) == 3 and run.generated_tokens > 0
+    assert run.texts == again.texts and run.generated_tokens > 0
+    kept, dropped = select_answers(questions, run.texts, run.truncated)
+    assert len(kept) + len(dropped) == 3
     assert all(d["reason"] == "truncated" for d, cut in zip(dropped, run.truncated) if cut)
     assert not kept  # a random model never finishes a sentence in 5 tokens
 
@@ -88,7 +124,9 @@ def test_generation_keeps_the_real_model_answer(demo_text_model):
     from omnilm.chat import load_model
 
     model, tok = load_model(demo_text_model)
-    kept, dropped, run = generate_replay(model, tok, ["What is the capital of Italy?", "Why do we need water?"],
-                                         max_tokens=24)
-    assert [k["question"] for k in kept] == ["What is the capital of Italy?"] and "Rome" in kept[0]["answer"]
-    assert [d["reason"] for d in dropped] == ["truncated"] and run.truncated == [False, True]
+    questions = ["What is the capital of Italy?", "Why do we need water?"]
+    run = generate_replay(model, tok, questions, max_tokens=24)
+    kept, dropped = select_answers(questions, run.texts, run.truncated)
+    assert run.truncated == [False, True] and "Rome" in kept[0]["answer"]
+    # the cut answer survives only as whole sentences the model finished
+    assert all(k["answer"].endswith(".") and k["answer"] in run.texts[1] for k in kept[1:])

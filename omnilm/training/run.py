@@ -141,18 +141,11 @@ def attach_lora(model, num_layers, lora, init, model_dir, frozen=0):
 
 def load_init_adapter(model, init, model_dir, frozen=0):
     """The init adapter's weights into the LoRA layers, every name and shape checked."""
-    import mlx.core as mx
     from mlx.utils import tree_flatten
 
     expected = dict(tree_flatten(model.trainable_parameters()))
-    weights = mx.load(str(init / af.BEST))
-    fits = (lambda k, w: init_shape_fits(k, w, expected[k], frozen)) if frozen else \
-        (lambda k, w: w.shape == expected[k].shape)
-    wrong = [k for k, w in weights.items() if k not in expected or not fits(k, w)]
-    if wrong or set(weights) != set(expected):
-        raise UserError(f"--init-adapter {display(init)} does not fit {display(model_dir)} "
-                        f"({len(wrong)} tensors of another shape or name, e.g. {(wrong or ['missing ones'])[0]}): "
-                        "it was trained for another base")
+    fits = (lambda k, w: init_shape_fits(k, w, expected[k], frozen)) if frozen else None
+    weights = af.load_fitting_weights(init, expected, model_dir, what="--init-adapter ", fits=fits)
     if frozen:
         load_under_new_ranks(model, weights, frozen)
     else:
