@@ -133,6 +133,9 @@ def test_replay_pairs_are_mixed_into_train_only_and_counted(root):
     assert len(train) == m["metrics"]["train_chunks"] + m["metrics"]["fact_train_rows"] + MAX_PASSES
     assert not any(r["answer"] in row["text"] for r in replay for row in valid)
     assert "replay: 3/3" in run.stdout
+    # the raw generations are cached: a rerun selects the same answers without the model answering again
+    again = prepare("--force", "--replay", 4, "--replay-questions", questions, "--replay-max-tokens", 24)
+    assert "3 generations from the cache" in again.stdout and read_jsonl(out / "replay.jsonl") == replay
 
 
 def _bad_inputs():
