@@ -145,7 +145,8 @@ def read_replay(folder):
 
 
 def replay_count(available, train_rows, share):
-    """How many replay items (CPT rows, SFT pairs) make `share` (0 <= share < 1) of the final train set, capped by `available`."""
+    """How many replay items (CPT rows, SFT pairs) make `share` (0 <= share < 1) of the
+    final train set, capped by `available`."""
     if share <= 0 or not available:
         return 0
     return min(available, round(share / (1 - share) * train_rows))
