@@ -17,8 +17,8 @@ from omnilm.manifest import fingerprint, write_manifest
 from omnilm.paths import cpt_data_dir, data_dir, display, models_dir, optional_file, paper_stem, resolve
 from omnilm.pdf_text import clean_pages, extract_pages, list_pdfs
 from omnilm.progress import bar
-from omnilm.replay import (REPLAY_FILE, generate_replay, load_replay_questions, pack_texts, replay_count,
-                           replay_texts, select_answers)
+from omnilm.replay import (REPLAY_FILE, generate_replay, load_replay_questions, pack_texts, replay_texts,
+                           select_answers, share_count)
 from omnilm.sft_data import load_golden
 
 SMALLEST_CHUNK = 128
@@ -169,7 +169,7 @@ def prepare_document(args):
     fact_rows = pack_texts(count_tokens, cpt_texts(facts, context, args.rephrasings, args.qa_in_cpt, args.seed), size)
     replay, replay_metrics, generation = replay_pairs(args, model) if args.replay else ([], {}, {})
     # the share is reached by repeating the answers (see replay_texts), not capped at one pass
-    wanted = replay_count(float("inf"), len(train_idx) + len(fact_rows), args.replay_share)
+    wanted = share_count(len(train_idx) + len(fact_rows), args.replay_share)
     replay_rows = replay_texts(tokenizer, replay, size, rows=wanted, seed=args.seed)
 
     pages_dropped = [{"file": path.name, "page": page, "reason": why}
@@ -223,6 +223,6 @@ def prepare_document(args):
           f"{len(fact_rows)} CPT rows of {args.rephrasings} rephrasings a fact + {args.qa_in_cpt} Q&A a trained fact")
     if args.replay:
         print(f"replay: {len(replay)}/{replay_metrics['questions']} general questions answered by the model kept "
-              f"({len(replay_rows)} train rows, {metrics['replay_tokens']:,} tokens; "
+              f"({replay_metrics['shortened']} cut to their first whole sentences; {len(replay_rows)} train rows, {metrics['replay_tokens']:,} tokens; "
               f"{generation['tokens_per_second']} tok/s)")
     return output

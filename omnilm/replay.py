@@ -144,12 +144,15 @@ def read_replay(folder):
     return pairs
 
 
-def replay_count(available, train_rows, share):
+def share_count(train_rows, share):
     """How many replay items (CPT rows, SFT pairs) make `share` (0 <= share < 1) of the
-    final train set, capped by `available`."""
-    if share <= 0 or not available:
-        return 0
-    return min(available, round(share / (1 - share) * train_rows))
+    final train set beside `train_rows` others."""
+    return round(share / (1 - share) * train_rows) if share > 0 else 0
+
+
+def replay_count(available, train_rows, share):
+    """share_count, capped by the `available` items."""
+    return min(available, share_count(train_rows, share))
 
 
 def split_replay(pairs, train_rows, valid_rows, share, seed=0):
