@@ -7,8 +7,12 @@ Examples:
 
 Sets the model up as train_sft.py does (base, teacher for the replay rows before
 LoRA, the CPT adapter's LoRA) and walks one epoch of its batches in the trainer's
-order. Every batch is timed twice: the loss alone (forward) and a full optimizer
-step (forward, backward, Adam update); backward + update is their difference. A
+order. Every batch is timed: the loss alone (forward) and a full optimizer step
+(forward, backward, Adam update, compiled as mlx-lm's trainer compiles it, so a new
+batch width pays its compile); backward + update is their difference. Each step
+runs a second time on the same batch padded to --compare-pad-to tokens (mlx-lm pads
+to 32, the project to omnilm.training.data.PAD_TO), order alternating, and the two
+losses are checked equal: padding is masked out, so only the time may differ. A
 validation pass (every row once, and once more per group as the callback does) is
 timed as well, and the run's total is projected from the planned epochs and
 validations. Writes sft_step_profile.csv (one line per batch) and .md (the
@@ -20,6 +24,7 @@ import argparse
 import statistics
 import time
 from argparse import Namespace
+from functools import partial
 
 from omnilm.atomic import write_csv_atomic, write_text_atomic
 from omnilm.benchmark_report import machine_line
@@ -27,6 +32,7 @@ from omnilm.config import make_parser
 from omnilm.errors import run_main
 from omnilm.paths import display, resolve, results_dir
 from omnilm.runtime import machine_summary
+from omnilm.training.data import PAD_TO
 
 
 def timed(fn):
@@ -39,6 +45,7 @@ def timed(fn):
 
 
 def profile(args):
+    import mlx.core as mx
     import mlx.nn as nn
     import mlx.optimizers as optim
     from mlx_lm.tuner.trainer import default_loss, evaluate
@@ -59,27 +66,38 @@ def profile(args):
     if run.frozen:
         freeze_first_ranks(optimizer, model, run.frozen)
     value_and_grad = nn.value_and_grad(model, loss)
+    state = [model.state, optimizer.state, mx.random.state]
 
-    def step(batch):
+    @partial(mx.compile, inputs=state, outputs=state)  # as mlx-lm's trainer: one compile per batch shape
+    def step(*batch):
         (value, _), grads = value_and_grad(model, *batch)
         optimizer.update(model, grads)
-        return value, model.parameters(), optimizer.state
+        return value
 
     extend = (lambda b, n: with_teacher(b, n, teacher, args.replay_distill)) if teacher else None
-    batches = epoch_batches(0, extend=extend)(train, args.batch_size, args.max_seq_length, loop=True)
+    # the same batches in the same order, padded the project's way and the way compared against
+    ours = epoch_batches(0, extend=extend)(train, args.batch_size, args.max_seq_length, loop=True)
+    theirs = epoch_batches(0, extend=extend, pad_to=args.compare_pad_to)(train, args.batch_size,
+                                                                        args.max_seq_length, loop=True)
     steps = args.steps or len(train) // args.batch_size
     rows = []
     for n in range(steps):
-        batch = next(batches)
+        batch, other = next(ours), next(theirs)
         tokens, lengths = batch[0], batch[1]
         forward_s = timed(lambda: loss(model, *batch)[0])
-        step_s = timed(lambda: step(batch))
+        # padding is masked out of the loss, so both widths must give the same loss
+        loss_gap = abs(loss(model, *batch)[0].item() - loss(model, *other)[0].item())
+        times = {}
+        for name, b in ((("ours", batch), ("theirs", other)) if n % 2 == 0 else (("theirs", other), ("ours", batch))):
+            times[name] = timed(lambda b=b: (step(*b), state))  # alternate which goes first: load hits both
         rows.append({"step": n + 1, "rows": tokens.shape[0], "padded_length": tokens.shape[1],
-                     "padded_tokens": tokens.size,
+                     "padded_tokens": tokens.size, "compared_padded_tokens": other[0].size,
                      "real_tokens": int(lengths[:, 1].sum().item()) + tokens.shape[0],
                      "loss_tokens": int((lengths[:, 1] - lengths[:, 0] + 1).sum().item()),
-                     "forward_s": round(forward_s, 3), "step_s": round(step_s, 3)})
-        print(f"step {n + 1}/{steps}: {tuple(tokens.shape)} forward {forward_s:.2f}s, step {step_s:.2f}s", flush=True)
+                     "forward_s": round(forward_s, 3), "step_s": round(times["ours"], 3),
+                     "compared_step_s": round(times["theirs"], 3), "loss_gap": loss_gap})
+        print(f"step {n + 1}/{steps}: {tuple(tokens.shape)} forward {forward_s:.2f}s, step {times['ours']:.2f}s; "
+              f"padded to {args.compare_pad_to}: {tuple(other[0].shape)} step {times['theirs']:.2f}s", flush=True)
     valid_s = timed(lambda: evaluate(model, valid, args.batch_size, -1, args.max_seq_length,
                                      iterate_batches=every_row_batches))
     groups = validation_groups(valid)
@@ -91,8 +109,8 @@ def profile(args):
 
 
 def report(rows, info, args, machine):
-    total = {k: sum(r[k] for r in rows) for k in ("forward_s", "step_s", "padded_tokens", "real_tokens",
-                                                  "loss_tokens")}
+    total = {k: sum(r[k] for r in rows) for k in ("forward_s", "step_s", "compared_step_s", "padded_tokens",
+                                                  "compared_padded_tokens", "real_tokens", "loss_tokens")}
     backward = total["step_s"] - total["forward_s"]
     epoch_scale = info["steps_per_epoch"] / len(rows)
     evaluations = int(args.epochs) + 1  # before the first step, then after every epoch
@@ -122,7 +140,20 @@ def report(rows, info, args, machine):
              f"{total['loss_tokens'] / total['real_tokens']:.0%} of the real tokens carry loss.",
              f"Training speed: {total['padded_tokens'] / total['step_s']:.0f} computed tok/s "
              f"(forward alone {total['padded_tokens'] / total['forward_s']:.0f} tok/s); "
-             f"median step {statistics.median(r['step_s'] for r in rows):.2f} s."]
+             f"median step {statistics.median(r['step_s'] for r in rows):.2f} s.", "",
+             f"## Padding to {PAD_TO} tokens against {args.compare_pad_to} (mlx-lm's own)", "",
+             "The same batches, each stepped at both widths (compiled, as the trainer does; the order "
+             "alternates), so compiling each new width is counted.", "",
+             "| padded to | tokens computed | padding share | seconds, all steps | median step |",
+             "|---|---|---|---|---|",
+             *(f"| {pad} | {total[t]:,} | {1 - total['real_tokens'] / total[t]:.0%} | {total[s]:.1f} | "
+               f"{statistics.median(r[s] for r in rows):.2f} |"
+               for pad, t, s in ((PAD_TO, "padded_tokens", "step_s"),
+                                 (args.compare_pad_to, "compared_padded_tokens", "compared_step_s"))), "",
+             f"Ratio of the step times ({PAD_TO} / {args.compare_pad_to}): all steps "
+             f"{total['step_s'] / total['compared_step_s']:.2f}, median of the per-step ratios "
+             f"{statistics.median(r['step_s'] / r['compared_step_s'] for r in rows):.2f}. "
+             f"Largest loss difference between the two widths on a batch: {max(r['loss_gap'] for r in rows):.2g}."]
     return "\n".join(lines) + "\n"
 
 
@@ -138,6 +169,8 @@ def main():
                    help="as train_sft.py: the init adapter's ranks frozen under new ones (default true)")
     p.add_argument("--max-seq-length", type=int, default=1024, help="as train_sft.py (default 1024)")
     p.add_argument("--steps", type=int, help="steps to time (default: one epoch)")
+    p.add_argument("--compare-pad-to", type=int, default=32,
+                   help="padding multiple to time each step against (default 32: mlx-lm's own)")
     p.add_argument("--output", help="results folder (default results/sft_step_profile)")
     args = p.parse_args()
     rows, info = profile(args)

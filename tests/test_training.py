@@ -345,6 +345,34 @@ def test_replay_distillation_targets_line_up_with_the_answer_tokens(tiny_model, 
     assert float(distill_loss(model, batch, lengths)[0]) == pytest.approx(float(plain), rel=1e-6)
 
 
+def test_batches_end_at_the_longest_row_rounded_to_pad_to_with_the_same_loss(tiny_model, tmp_path):
+    """Training and validation batches are cut to the longest row rounded up to PAD_TO
+    tokens instead of mlx-lm's 32; the cut columns were padding, so the batch is
+    mlx-lm's own up to there and the loss does not change."""
+    import mlx.core as mx
+    from mlx_lm.tuner.trainer import default_loss, iterate_batches
+
+    from omnilm.chat import load_model
+    from omnilm.training import epoch_batches, load_split
+    from omnilm.training.data import PAD_TO
+
+    model, tokenizer = load_model(tiny_model)
+    long = {"messages": [qa(1)["messages"][0], {"role": "assistant", "content": "Many widgets. " * 9}]}
+    write_jsonl(tmp_path / "train.jsonl", [qa(i) for i in range(7)] + [long])
+    data = load_split(tmp_path / "train.jsonl", tokenizer, True)
+    ours, theirs = epoch_batches(0)(data, 4, 1024, loop=True), iterate_batches(data, 4, 1024, seed=0)
+    for _ in range(2):
+        (batch, lengths), (full, full_lengths) = next(ours), next(theirs)
+        longest = int(lengths[:, 1].max())
+        assert (batch.shape[1] - 1) % PAD_TO == 0 and longest <= batch.shape[1] - 1 < longest + PAD_TO
+        assert batch.shape[1] <= full.shape[1] and mx.array_equal(batch, full[:, :batch.shape[1]])
+        assert mx.array_equal(lengths, full_lengths)
+        assert float(default_loss(model, batch, lengths)[0]) == pytest.approx(
+            float(default_loss(model, full, full_lengths)[0]), rel=1e-5)
+    for batch, lengths in epoch_batches(0)(data, 3, 1024):  # validation: every row once, padded alike
+        assert (batch.shape[1] - 1) % PAD_TO == 0 and batch.shape[1] - 1 < int(lengths[:, 1].max()) + PAD_TO
+
+
 def test_sft_reports_the_replay_loss_apart_from_the_document_loss(tiny_model, project_root):
     """Validation rows tagged source=replay get their own loss at every evaluation:
     in losses.csv, in the manifest and in the summary line."""
