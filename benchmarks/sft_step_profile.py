@@ -173,6 +173,8 @@ def main():
                    help="padding multiple to time each step against (default 32: mlx-lm's own)")
     p.add_argument("--output", help="results folder (default results/sft_step_profile)")
     args = p.parse_args()
+    if args.compare_pad_to < 1 or (args.steps is not None and args.steps < 1):
+        p.error("--compare-pad-to and --steps must be at least 1")
     rows, info = profile(args)
     out = resolve(args.output) if args.output else results_dir() / "sft_step_profile"
     write_csv_atomic(out / "sft_step_profile.csv", rows, list(rows[0]))
