@@ -5,7 +5,8 @@ from omnilm.jsonl import read_jsonl
 from omnilm.paths import display
 
 # Batches are padded to a multiple of this many tokens. mlx-lm pads to 32: on the
-# demo's SFT data that padding was 15% of the tokens computed (sft_step_profile.py).
+# demo's SFT data padding was then 28% of the tokens computed, 17% at 8, and a step
+# took 0.89x the time (benchmarks/sft_step_profile.py).
 PAD_TO = 8
 
 
