@@ -76,12 +76,16 @@ class Rows:
         return len(self._indices)
 
 
-def trim_padding(batch, lengths, pad_to=PAD_TO):
-    """An mlx-lm batch cut to its longest row rounded up to a multiple of `pad_to`
-    (plus the one token that inputs and targets are shifted by). mlx-lm pads to
-    multiples of 32; the cut columns are zeros that the loss mask leaves out."""
-    longest = int(lengths[:, 1].max().item())
-    return batch[:, :min(batch.shape[1], 1 + pad_to * -(-longest // pad_to))], lengths
+def padded_batches(dataset, batch_size, max_seq_length, pad_to=PAD_TO, **options):
+    """mlx-lm's iterate_batches, each batch cut to its longest row rounded up to a
+    multiple of `pad_to` (plus the one token that inputs and targets are shifted by).
+    mlx-lm pads to multiples of 32; the cut columns are zeros that the loss mask
+    leaves out. The one place the project's batches come from."""
+    from mlx_lm.tuner.trainer import iterate_batches
+
+    for batch, lengths in iterate_batches(dataset, batch_size, max_seq_length, **options):
+        longest = int(lengths[:, 1].max().item())
+        yield batch[:, :min(batch.shape[1], 1 + pad_to * -(-longest // pad_to))], lengths
 
 
 def every_row_batches(dataset, batch_size, max_seq_length, comm_group=None, pad_to=PAD_TO):
@@ -90,19 +94,16 @@ def every_row_batches(dataset, batch_size, max_seq_length, comm_group=None, pad_
     with repeats of themselves to a multiple of the process count, whose rows it
     splits). Before, the whole set was repeated to a whole number of batches: 4x the
     work on the demo's 25 rows, about a third of SFT's time."""
-    from mlx_lm.tuner.trainer import iterate_batches
-
     n, processes = len(dataset), comm_group.size() if comm_group is not None else 1
     whole = n // batch_size * batch_size
     if whole:
-        for batch in iterate_batches(Rows(dataset, range(whole)), batch_size, max_seq_length, comm_group=comm_group):
-            yield trim_padding(*batch, pad_to)
+        yield from padded_batches(Rows(dataset, range(whole)), batch_size, max_seq_length, pad_to,
+                                  comm_group=comm_group)
     rest = n - whole
     if rest:
         size = -(-rest // processes) * processes
-        for batch in iterate_batches(Rows(dataset, [whole + i % rest for i in range(size)]), size, max_seq_length,
-                                     comm_group=comm_group):
-            yield trim_padding(*batch, pad_to)
+        yield from padded_batches(Rows(dataset, [whole + i % rest for i in range(size)]), size, max_seq_length,
+                                  pad_to, comm_group=comm_group)
 
 
 def load_split(path, tokenizer, mask_prompt):
@@ -157,20 +158,17 @@ def epoch_batches(seed, skip=0, on_step=None, extend=None, pad_to=PAD_TO):
     batches the interrupted run would have seen next. `on_step` is called once a
     step is done (when the trainer asks for the next batch); `extend(batch, lengths)`,
     when given, returns the tuple a training batch becomes (distillation adds targets)."""
-    from mlx_lm.tuner.trainer import iterate_batches
-
     def batches(dataset, batch_size, max_seq_length, loop=False, comm_group=None, **_):
         if not loop:  # validation: the order does not matter
             yield from every_row_batches(dataset, batch_size, max_seq_length, comm_group=comm_group, pad_to=pad_to)
             return
         to_skip, epoch = skip, 0
         while True:
-            for batch in iterate_batches(dataset, batch_size, max_seq_length, seed=seed + epoch,
-                                         comm_group=comm_group):
+            for batch in padded_batches(dataset, batch_size, max_seq_length, pad_to, seed=seed + epoch,
+                                        comm_group=comm_group):
                 if to_skip:
                     to_skip -= 1
                     continue
-                batch = trim_padding(*batch, pad_to)
                 yield extend(*batch) if extend else batch
                 if on_step:
                     on_step()
