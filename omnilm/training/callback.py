@@ -33,12 +33,13 @@ class EarlyStopping:
     """mlx-lm TrainingCallback: best weights, patience, checkpoints, progress with ETA.
 
     mlx-lm reports `iteration` = optimizer steps done in this process; `offset` adds
-    the steps of the interrupted run this one resumes."""
+    the steps of the interrupted run this one resumes. `groups` ({name: rows}, one or
+    more) are the validation rows the callback measures."""
 
-    def __init__(self, model, optimizer, folder, state, total_iters, offset, patience, min_delta,
-                 rank=0, bar=None, groups=None, batch_size=1, max_seq_length=2048):
+    def __init__(self, model, optimizer, folder, state, total_iters, offset, patience, min_delta, *,
+                 groups, rank=0, bar=None, batch_size=1, max_seq_length=2048):
         self.model, self.optimizer, self.folder, self.state = model, optimizer, Path(folder), state
-        self.groups, self.batch_size, self.max_seq_length = groups or {}, batch_size, max_seq_length
+        self.groups, self.batch_size, self.max_seq_length = groups, batch_size, max_seq_length
         self.group_tokens = {}  # group -> its tokens that carry loss
         self.total, self.offset, self.patience, self.min_delta = total_iters, offset, patience, min_delta
         self.writer = rank == 0
@@ -68,13 +69,17 @@ class EarlyStopping:
         """({"val_loss_<group>": loss} for each validation group, the whole set's loss):
         the whole is the groups' losses weighted by their tokens that carry loss, what
         mlx-lm's own pass over every row gives, so that pass is not run as well (the
-        trainer hands mlx-lm one row; both passes were 17% of SFT's time on the demo)."""
+        trainer hands mlx-lm one row; both passes were 17% of SFT's time on the demo).
+        One group is the whole set: its loss, and no column of its own."""
         from mlx_lm.tuner.trainer import evaluate
 
         losses, weighted, tokens = {}, 0.0, 0
         for name, data in self.groups.items():
             losses[f"val_loss_{name}"] = loss = evaluate(self.model, data, self.batch_size, -1, self.max_seq_length,
                                                          iterate_batches=every_row_batches)
+            if len(self.groups) == 1:
+                self.model.train()
+                return {}, loss
             if name not in self.group_tokens:  # the rows never change: counted once
                 self.group_tokens[name] = loss_tokens(data, self.batch_size, self.max_seq_length)
             n = self.group_tokens[name]
@@ -85,11 +90,16 @@ class EarlyStopping:
     def on_val_loss_report(self, info):
         from mlx.utils import tree_flatten
 
-        it, loss = self.offset + info["iteration"], info["val_loss"]
+        it = self.offset + info["iteration"]
+        if 0 < it == self.total - 1:
+            # mlx-lm validates before stepping, at it % steps_per_eval == 0: when the cadence
+            # divides the run, it lands one step before the validation that ends it (SFT on
+            # the demo: 146 and 147 of 147, 16 s each)
+            return
         s = self.state
         already = any(h.get("iteration") == it and "val_loss" in h for h in s["history"])
-        groups = {}
-        if self.groups and not already:  # mlx-lm measured one row: the whole set's loss comes from the groups
+        groups, loss = {}, info["val_loss"]
+        if not already:  # mlx-lm measured one row: the whole set's loss comes from the groups
             groups, loss = self.group_losses()
         if not math.isfinite(loss):
             raise StopTraining("diverged")

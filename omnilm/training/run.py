@@ -225,7 +225,9 @@ def train_adapter(kind, args):
     if len(train_set) < batch:
         raise UserError(f"{display(data)}/train.jsonl has {len(train_set)} examples, fewer than one batch "
                         f"({args.batch_size} x {size} processes); lower --batch-size")
-    groups = validation_groups(valid_set)
+    # the callback measures validation (mlx-lm's own pass gets one row), by group when
+    # replay rows are among the validation rows
+    groups = validation_groups(valid_set) or {"all": valid_set}
     steps_per_epoch = len(train_set) // batch
     total = args.iters or max(1, round(args.epochs * steps_per_epoch))
     eval_every = args.eval_every or steps_per_epoch
@@ -270,15 +272,17 @@ def train_adapter(kind, args):
     callback = EarlyStopping(model, optimizer, folder, state, total, offset, args.patience, args.min_delta,
                              rank=rank, bar=bar, groups=groups, batch_size=batch, max_seq_length=args.max_seq_length)
     training = TrainingArgs(batch_size=batch, iters=total - offset + 1, val_batches=-1,
-                            steps_per_report=args.report_every or min(eval_every, 5), steps_per_eval=eval_every,
+                            steps_per_report=args.report_every or max(1, min(eval_every, 5, total - offset)),
+                            steps_per_eval=eval_every,
                             steps_per_save=10**9, max_seq_length=args.max_seq_length,
                             adapter_file=str(folder / af.LAST), grad_checkpoint=bool(args.grad_checkpoint))
+    # a run shorter than the report cadence reports at its last step: mlx-lm's reports are
+    # where the summary's tok/s and peak memory come from.
     # iters is one more than the steps left: mlx-lm evaluates at its last iteration
     # *before* stepping, so the evaluation that ends the run sees the final weights.
     extend = (lambda batch, lengths: with_teacher(batch, lengths, teacher, k)) if teacher else None
     try:
-        # with groups the callback measures the whole set from them: mlx-lm's own pass gets one row
-        train(model, optimizer, train_set, Rows(valid_set, [0]) if groups else valid_set, args=training,
+        train(model, optimizer, train_set, Rows(valid_set, [0]), args=training,
               training_callback=callback,
               **({"loss": distill_loss} if teacher else {}),
               iterate_batches=epoch_batches(args.seed, skip=offset, on_step=bar.update if bar else None,
@@ -304,7 +308,7 @@ def train_adapter(kind, args):
         "train_examples": len(train_set), "valid_examples": len(valid_set),
         "seconds": round(state.get("seconds_before", 0.0) + time.perf_counter() - wall, 1),
     }
-    trend = replay_trend(state["history"], state["best_iteration"]) if groups else None
+    trend = replay_trend(state["history"], state["best_iteration"]) if len(groups) > 1 else None
     if trend:
         metrics["replay_val_loss"] = trend
     if rank == 0:
