@@ -299,23 +299,27 @@ def table_facts(label, values, header, context):
     """A fact per cell of one row of a numeric table (row label x column name); the
     reverse question asks which row has the value.
 
-    The statement names the row first: with the table's name first, every cell's
-    statement began with the same nine words, and the demo's CPT model, asked about
-    one row, went on with the row it had seen most ("In the VELLUM paper's results
-    table, VELLUM has..."). `variants` are other sentence shapes for CPT's rephrasings,
-    the first with the value first, for the reverse question. ("With a latency of 96,
-    Soft prompts is a row of the table" taught the CPT model to answer "Soft prompts
-    is a row of the table" to every question about the row.)"""
+    The statement, which SFT trains as the answer, opens with the column and the row
+    as the question names them ("The exact match of Token pruning in the VELLUM paper
+    is 58.1."), so an answer restates the question up to the value. With the row first
+    ("Token pruning has an exact match of 58.1 in the VELLUM paper's results table.")
+    the demo's SFT model took that shape for questions outside the table too ("How
+    many GPUs were used to train VELLUM?" -> "VELLUM has a prompt tokens of 544 in the
+    VELLUM paper's results table."). `variants` are the other sentence shapes for
+    CPT's rephrasings: the value first for the reverse question, a record form, and
+    the row first two ways. (A table's name opening every cell's sentence made the
+    CPT model go on with the row it had seen most; "With a latency of 96, Soft prompts
+    is a row of the table" taught it to answer "Soft prompts is a row of the table".)"""
     facts = []
     for column, value in zip(header, values):
         a = _article(column)
         table = f"the {context} paper's results table"
         variants = [f"The method with {a} {column} of {value} in {table} is {label}",
-                    f"The {column} of {label} in the {context} paper is {value}",
                     f"{label}: {column} {value}, in {table}",
-                    f"In {table}, {label} has {a} {column} of {value}"]
+                    f"In {table}, {label} has {a} {column} of {value}",
+                    f"{label} has {a} {column} of {value} in {table}"]
         facts.append({"kind": "table", "answer": value, "accept": _accepted(value), "subject": label, "unit": column,
-                      "statement": _sentence(f"{label} has {a} {column} of {value} in {table}"),
+                      "statement": _sentence(f"The {column} of {label} in the {context} paper is {value}"),
                       "variants": [_sentence(v) for v in variants],
                       "questions": [f"What is the {column} of {label} in the {context} results table?",
                                     f"What {column} does {label} get in the {context} paper?"],

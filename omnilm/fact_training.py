@@ -117,9 +117,14 @@ def fact_inventory(docs, chunks, golden_answers, heldout_fraction, seed):
 def heldout_questions(facts):
     """Evaluation rows (stage 30's format, kind heldout_fact) for every held-out fact:
     its first question, its statement as reference, its source as the passage. A
-    paper with no hand-written questions is still measured on facts never trained."""
+    paper with no hand-written questions is still measured on facts never trained.
+
+    A table cell's answer must name its row as well as its value: a table holds the
+    same kind of number in every row, and the demo's SFT model answered Soft prompts'
+    latency with "VELLUM has a latency of 96", a row it was trained on."""
     return [{"id": f["id"], "kind": "heldout_fact", "question": f["questions"][0], "reference": f["statement"],
-             "key_facts": [f["accept"]], "passage": f["sentence"]} for f in facts if f.get("heldout")]
+             "key_facts": [f["accept"]] + ([[f["subject"]]] if f["kind"] == "table" else []),
+             "passage": f["sentence"]} for f in facts if f.get("heldout")]
 
 
 REPHRASE_PROMPT = ("Rewrite this sentence from a research paper in different words. Keep every number and "

@@ -63,13 +63,15 @@ def test_rephrasings_name_the_subject_and_differ(demo):
     assert len(texts) == 3 * len(facts) + sum(not f["heldout"] for f in facts)
     assert texts != cpt_texts(facts, context, 3, 1, seed=1)  # shuffled by seed
     assert not any(t.startswith(("It ", "We ", "Its ")) for t in texts)  # no dangling pronoun as subject
-    # a table cell names its row first and is restated in other sentence shapes, not only other frames
+    # a table cell opens with the column and row as its question names them, and is
+    # restated in other sentence shapes, not only other frames
     cell = find(facts, "58.1", "Token pruning")[0]
-    assert cell["statement"] == "Token pruning has an exact match of 58.1 in the VELLUM paper's results table."
+    assert cell["statement"] == "The exact match of Token pruning in the VELLUM paper is 58.1."
+    assert cell["questions"][0] == "What is the exact match of Token pruning in the VELLUM results table?"
     shapes = rephrasings(cell, context, 5)
     assert shapes[:3] == [cell["statement"],
                           "The method with an exact match of 58.1 in the VELLUM paper's results table is Token pruning.",
-                          "The exact match of Token pruning in the VELLUM paper is 58.1."]
+                          "Token pruning: exact match 58.1, in the VELLUM paper's results table."]
     assert all("Token pruning" in r and "58.1" in r for r in shapes) and len(set(shapes)) == 5
 
 
@@ -143,6 +145,23 @@ def test_evaluation_heldout_questions_ask_held_out_facts_only(demo):
     for q in heldout_questions:
         assert any(asks(q, f) for f in held), q["id"]
         assert not any(asks(q, f) for f in facts if not f["heldout"]), q["id"]
+
+
+def test_generated_heldout_questions_score_the_statement_and_a_table_cell_needs_its_row(demo):
+    from omnilm.fact_training import heldout_questions
+    from omnilm.scoring import score_answer
+
+    facts, _ = demo
+    held = [f for f in facts if f["heldout"]]
+    rows = heldout_questions(facts)
+    assert [r["id"] for r in rows] == [f["id"] for f in held]
+    for row, fact in zip(rows, held):
+        assert score_answer(fact["statement"], row["key_facts"])[0], row["id"]
+    cells = [(r, f) for r, f in zip(rows, held) if f["kind"] == "table"]
+    assert cells  # the demo holds out table rows
+    for row, fact in cells:  # the right value said of another row is wrong
+        other = next(f["subject"] for f in facts if f["kind"] == "table" and f["subject"] != fact["subject"])
+        assert not score_answer(fact["statement"].replace(fact["subject"], other), row["key_facts"])[0]
 
 
 def test_korean_paragraph_gives_grounded_facts():
