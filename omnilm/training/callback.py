@@ -77,15 +77,12 @@ class EarlyStopping:
         for name, data in self.groups.items():
             losses[f"val_loss_{name}"] = loss = evaluate(self.model, data, self.batch_size, -1, self.max_seq_length,
                                                          iterate_batches=every_row_batches)
-            if len(self.groups) == 1:
-                self.model.train()
-                return {}, loss
             if name not in self.group_tokens:  # the rows never change: counted once
                 self.group_tokens[name] = loss_tokens(data, self.batch_size, self.max_seq_length)
             n = self.group_tokens[name]
             weighted, tokens = weighted + loss * n, tokens + n
         self.model.train()  # evaluate() left it in eval mode; mlx-lm switched back before calling us
-        return losses, weighted / tokens
+        return (losses if len(losses) > 1 else {}), weighted / tokens
 
     def on_val_loss_report(self, info):
         from mlx.utils import tree_flatten
