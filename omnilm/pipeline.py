@@ -18,7 +18,7 @@ from omnilm.facts import HELDOUT_QUESTIONS_FILE
 from omnilm.manifest import MANIFEST, sha256_file
 from omnilm.paths import (CONTROL_QUESTIONS, DEMO_GOLDEN, DEMO_QUESTIONS, REPLAY_QUESTIONS, REPO_DIR, adapter_dir,
                           cpt_data_dir, demo_pdf, display, models_dir, optional_file, paper_inputs, paper_stem,
-                          quantized_dir, results_dir, sft_data_dir, text_model_dir)
+                          quantized_dir, resolve, results_dir, sft_data_dir, text_model_dir)
 
 
 
@@ -54,8 +54,28 @@ def manifest_digest(m):
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def config_options(stage):
+    """What a stage reads from its --config file: the top-level options and the section
+    named after it, a file an option names by its content (prepare's rephrasings_file).
+    Editing them reruns the stage (the file's path alone would not); editing another
+    stage's section does not."""
+    args = [str(a) for a in stage.args]
+    if "--config" not in args:
+        return None
+    from omnilm.config import load_yaml
+
+    data = load_yaml(args[args.index("--config") + 1])
+    options = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    options.update(data.get(stage.name) if isinstance(data.get(stage.name), dict) else {})
+    return {k: [v, sha256_file(resolve(v))] if isinstance(v, str) and resolve(v).is_file() else v
+            for k, v in options.items()}
+
+
 def stage_key(stage):
     h = hashlib.sha256(json.dumps([stage.script, [str(a) for a in stage.args]]).encode())
+    options = config_options(stage)
+    if options is not None:  # a run without --config keys its stages as before
+        h.update(json.dumps(options, sort_keys=True, default=str).encode())
     for path in stage.reads:
         h.update(str(path).encode())
         h.update(manifest_digest(manifest_file(path)).encode())
@@ -203,7 +223,6 @@ def check_user_inputs(source, pdf):
 
 def main(argv=None):
     from omnilm.config import make_parser
-    from omnilm.paths import resolve
 
     p = make_parser(RUN_DOC, prog="run_pipeline.sh")
     src = p.add_mutually_exclusive_group()

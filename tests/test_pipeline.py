@@ -63,6 +63,31 @@ def test_changed_option_reruns_the_stage_and_what_reads_it(chain):
     assert runs() == ["a", "b", "c", "a", "b"]
 
 
+def test_an_edited_config_section_reruns_its_stage_only(tmp_path):
+    """The --config path is the same from run to run; what counts is the options a stage
+    reads from it: its own section and the top-level ones."""
+    script, log, config = tmp_path / "stage.py", tmp_path / "runs.log", tmp_path / "my.yaml"
+    script.write_text(STAGE_SCRIPT)
+    a, b = tmp_path / "a", tmp_path / "b"
+    stages = [Stage("a", str(script), [a, log, "ok", "--config", config], writes=[a]),
+              Stage("b", str(script), [b, log, "ok", "--config", config], reads=[a], writes=[b])]
+
+    def ran(text):
+        config.write_text(text)
+        return [name for name, what, _ in run_stages(stages, log=_quiet) if what == "ran"]
+
+    assert ran("a: {lr: 1}\nb: {lr: 1}\n") == ["a", "b"]
+    assert ran("a: {lr: 1}\nb: {lr: 1}\n# a comment\n") == []
+    assert ran("a: {lr: 1}\nb: {lr: 2}\n") == ["b"]
+    assert ran("a: {lr: 3}\nb: {lr: 2}\n") == ["a"]  # a wrote the same manifest, so b stays done
+    assert ran("seed: 1\na: {lr: 3}\nb: {lr: 2}\n") == ["a", "b"]
+    named = tmp_path / "rephrasings.jsonl"
+    named.write_text("one\n")
+    assert ran(f"seed: 1\na: {{lr: 3, file: {named}}}\nb: {{lr: 2}}\n") == ["a"]
+    named.write_text("two\n")  # a file an option names counts by its content
+    assert ran(f"seed: 1\na: {{lr: 3, file: {named}}}\nb: {{lr: 2}}\n") == ["a"]
+
+
 def test_from_and_force(chain):
     make, runs = chain
     run_stages(make(), log=_quiet)
