@@ -6,6 +6,7 @@ Examples:
   python 10_stage1_cpt/prepare_data.py --pdf papers/ --chunk-tokens 1024 --keep-references --force
   python 10_stage1_cpt/prepare_data.py --replay 0 --force    # document only, no replay pairs
   python 10_stage1_cpt/prepare_data.py --rephrasings 0 --qa-in-cpt 0 --force   # the raw text alone
+  python 10_stage1_cpt/prepare_data.py --rephrasings-file 10_stage1_cpt/demo_paper.rephrasings.jsonl --force
 
 Text comes from poppler's pdftotext where installed, else pdfplumber (--extractor).
 Cleaning removes (cid:NN) placeholders, ligatures, running headers/footers and page
@@ -33,6 +34,9 @@ out: their facts get no question in any training row (stage 30 asks them as
 `heldout_fact`); sentences whose facts the golden pairs (--golden) state stay trained.
 CPT also reads --rephrasings K restatements of every fact (subject named in full,
 shuffled) and --qa-in-cpt question/answer pairs of each trained fact, as plain text.
+The K are the statement, then up to 3 rewrites in other sentence structures (from a
+model of at least --rephrase-min-params, or --rephrasings-file), then the table
+cells' other shapes, then the statement in frames ("According to the ... paper, ...").
 Output: train.jsonl and valid.jsonl ({"text"} lines), chunks.jsonl ({"id", "source",
 "text", "pages", "tokens"}), facts.jsonl, heldout_questions.jsonl (the held-out facts
 asked in stage 30's format), replay.jsonl ({"question", "answer"}),
@@ -84,9 +88,13 @@ def build_parser():
     p.add_argument("--rephrasings", default=5, type=int,
                    help="restatements of each fact added to the CPT text, 0 = none")
     p.add_argument("--rephrase-min-params", default=1e9, type=float,
-                   help="a model this large (parameters) also rephrases each fact, its grounded output kept; a "
-                        "smaller one writes text the grounding check rejects (default 1e9: the 8B does, the demo's "
-                        "135M does not)")
+                   help="a model this large (parameters) also rewrites each fact in up to 3 other sentence "
+                        "structures (at most K-1), its grounded output kept; a smaller one writes text the grounding "
+                        "check rejects (default 1e9: the 8B does, the demo's 135M does not)")
+    p.add_argument("--rephrasings-file",
+                   help="rephrasings written elsewhere (a bigger model, a person), used instead of asking --model: "
+                        "JSON lines {\"statement\": a statement of facts.jsonl, \"rephrasings\": [...]}; each goes "
+                        "through the grounding check (the demo paper's: 10_stage1_cpt/demo_paper.rephrasings.jsonl)")
     p.add_argument("--qa-in-cpt", default=1, type=int,
                    help="question/answer pairs of each trained fact in the CPT text")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")

@@ -21,13 +21,12 @@ from omnilm.qa_mining import find_acronyms
 
 def rephrasings(fact, context, k):
     """K statements of the fact, subject named in full: the statement, a capable
-    model's grounded rephrasing when there is one, the rule's other sentence shapes
+    model's grounded rephrasings when there are any, the rule's other sentence shapes
     (table cells have them), then the statement in other frames."""
     s = fact["statement"]
     lc = lower_first(s)
     framed = [frame.format(s=s, lc=lc, body=s.rstrip("."), ctx=context, subject=fact["subject"]) for frame in FRAMES]
-    model = [fact["model_rephrasing"]] if fact.get("model_rephrasing") else []
-    out = framed[:1] + model + fact.get("variants", []) + framed[1:]
+    out = framed[:1] + fact.get("model_rephrasings", []) + fact.get("variants", []) + framed[1:]
     return list(dict.fromkeys(out))[:k]
 
 
@@ -127,9 +126,15 @@ def heldout_questions(facts):
              "passage": f["sentence"]} for f in facts if f.get("heldout")]
 
 
-REPHRASE_PROMPT = ("Rewrite this sentence from a research paper in different words. Keep every number and "
-                   "name exactly as written and name the subject in full. Answer with the new sentence only.\n\n"
-                   "Sentence: {statement}")
+# One prompt per sentence structure: a fact is extractable when its text comes in
+# several structures, not the same sentence framed (Physics of LM 3.1; README,
+# "Rephrasings in other sentence structures"). Each asks for the same rules.
+REPHRASE_PROMPTS = tuple(
+    f"Rewrite this sentence from a research paper {how}. Keep every number and name exactly as written and "
+    "name the subject in full. Answer with the new sentence only.\n\nSentence: {statement}"
+    for how in ("in different words",
+                "so that it begins with another of its parts (the number, the object, a place or a time)",
+                "in the passive voice if it is active, in the active voice if it is passive"))
 
 
 def parameter_count(model_dir):
@@ -157,24 +162,53 @@ def ungrounded_rephrasing(text, fact, min_overlap=0.8):
     return None
 
 
-def model_rephrasings(model, tokenizer, facts, batch_size=16, bar=None):
-    """({fact id: rephrasing}, dropped [{id, text, reason}]): one greedy rephrasing of
-    each fact's statement by the model, kept only when grounded."""
+def model_rephrasings(model, tokenizer, facts, per_fact=len(REPHRASE_PROMPTS), batch_size=16, bar=None):
+    """({fact id: [rephrasings]}, dropped [{id, text, reason}]): greedy rephrasings of
+    each fact's statement by the model, one per prompt (`per_fact` of them), kept only
+    when grounded and new."""
     from omnilm.chat import chat_prompt
     from omnilm.qa_filters import normalize_text
     from omnilm.qa_generation import generate_batched
     from omnilm.think import split_reasoning
 
-    prompts = [chat_prompt(tokenizer, [{"role": "user", "content": REPHRASE_PROMPT.format(statement=f["statement"])}])
-               for f in facts]
+    asked = [(f, prompt) for f in facts for prompt in REPHRASE_PROMPTS[:per_fact]]
+    prompts = [chat_prompt(tokenizer, [{"role": "user", "content": prompt.format(statement=f["statement"])}])
+               for f, prompt in asked]
     run = generate_batched(model, tokenizer, prompts, max_tokens=96, batch_size=batch_size, bar=bar)
     kept, dropped = {}, []
-    for f, text, cut in zip(facts, run.texts, run.truncated):
+    for (f, _), text, cut in zip(asked, run.texts, run.truncated):
         text = normalize_text(split_reasoning(text)[0]).strip('"')
-        why = "truncated" if cut else ("same as the statement" if text == f["statement"] else
-                                       ungrounded_rephrasing(text, f))
-        if why:
-            dropped.append({"id": f["id"], "text": text, "reason": why})
-        else:
-            kept[f["id"]] = text
+        keep_rephrasing(f, text, kept, dropped, "truncated" if cut else None)
+    return kept, dropped
+
+
+def keep_rephrasing(fact, text, kept, dropped, why=None):
+    """Add `text` to kept[fact id] when it is a new, grounded rephrasing of the fact,
+    else to dropped with the reason (`why`, when the caller already has one)."""
+    mine = kept.get(fact["id"], [])
+    why = why or ("same as the statement" if text == fact["statement"] else
+                  "same as another rephrasing" if text in mine else ungrounded_rephrasing(text, fact))
+    if why:
+        dropped.append({"id": fact["id"], "text": text, "reason": why})
+    else:
+        kept[fact["id"]] = mine + [text]
+
+
+def written_rephrasings(rows, facts, per_fact):
+    """({fact id: [rephrasings]}, dropped) from rephrasings written elsewhere (a bigger
+    model, a person): rows {"statement", "rephrasings": [...]}, matched to the facts by
+    statement, at most `per_fact` kept a fact, each through the same checks as a
+    model's. A row whose statement no fact has is dropped (its id is null)."""
+    by_statement = {}
+    for f in facts:
+        by_statement.setdefault(f["statement"], []).append(f)
+    kept, dropped = {}, []
+    for row in rows:
+        mine = by_statement.get(row["statement"], [])
+        if not mine:
+            dropped += [{"id": None, "text": t, "reason": "no fact has this statement"} for t in row["rephrasings"]]
+        for f in mine:
+            for text in row["rephrasings"]:
+                if len(kept.get(f["id"], [])) < per_fact:
+                    keep_rephrasing(f, text, kept, dropped)
     return kept, dropped

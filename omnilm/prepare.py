@@ -10,9 +10,10 @@ from collections import Counter
 from omnilm.atomic import staged_dir, write_text_atomic
 from omnilm.chunking import make_chunks, split_train_valid
 from omnilm.errors import UserError
-from omnilm.fact_training import cpt_texts, fact_inventory, heldout_questions, model_rephrasings, parameter_count
+from omnilm.fact_training import (REPHRASE_PROMPTS, cpt_texts, fact_inventory, heldout_questions, model_rephrasings,
+                                  parameter_count, written_rephrasings)
 from omnilm.facts import FACTS_FILE, HELDOUT_QUESTIONS_FILE
-from omnilm.jsonl import write_jsonl
+from omnilm.jsonl import read_jsonl, write_jsonl
 from omnilm.manifest import fingerprint, write_manifest
 from omnilm.paths import cpt_data_dir, data_dir, display, models_dir, optional_file, paper_stem, resolve
 from omnilm.pdf_text import clean_pages, extract_pages, list_pdfs
@@ -66,9 +67,20 @@ def chunk_documents(docs, count_tokens, chunk_tokens, overlap, min_chunks):
         size //= 2
 
 
-def rephrase_facts(model, facts, min_params):
-    """A capable model's grounded rephrasing on each fact (model_rephrasing); returns
-    what happened, for the manifest."""
+def rephrase_facts(model, facts, min_params, per_fact, written=None):
+    """Grounded rephrasings on each fact (model_rephrasings, at most `per_fact`): from
+    the file `written` when one is given, else from a capable model (one per prompt of
+    REPHRASE_PROMPTS); returns what happened, for the manifest."""
+    if written is not None:
+        rows = read_jsonl(written, "rephrasings file")
+        for n, row in enumerate(rows, 1):
+            texts = row.get("rephrasings")
+            if not isinstance(row.get("statement"), str) or not isinstance(texts, list) or \
+                    not all(isinstance(t, str) for t in texts):
+                raise UserError(f"rephrasings file {display(written)} entry {n} needs \"statement\" (text) and "
+                                f"\"rephrasings\" (a list of texts)")
+        kept, dropped = written_rephrasings(rows, facts, per_fact)
+        return _attach(facts, kept, dropped, source=display(written))
     if not any(model.glob("*.safetensors")):
         return {"skipped": "no weights"}
     params = parameter_count(model)
@@ -77,12 +89,18 @@ def rephrase_facts(model, facts, min_params):
     from omnilm.chat import load_model
 
     lm, tokenizer = load_model(model)
-    with bar(desc="rephrasing facts", total=len(facts), unit="fact") as b:
-        kept, dropped = model_rephrasings(lm, tokenizer, facts, bar=b)
+    per_fact = min(per_fact, len(REPHRASE_PROMPTS))
+    with bar(desc="rephrasing facts", total=len(facts) * per_fact, unit="sentence") as b:
+        kept, dropped = model_rephrasings(lm, tokenizer, facts, per_fact=per_fact, bar=b)
+    return _attach(facts, kept, dropped, source=display(model))
+
+
+def _attach(facts, kept, dropped, source):
     for f in facts:
         if f["id"] in kept:
-            f["model_rephrasing"] = kept[f["id"]]
-    return {"kept": len(kept), "dropped_by_reason": dict(Counter(d["reason"] for d in dropped))}
+            f["model_rephrasings"] = kept[f["id"]]
+    return {"source": source, "kept": sum(map(len, kept.values())), "facts_rephrased": len(kept),
+            "dropped_by_reason": dict(Counter(d["reason"] for d in dropped))}
 
 
 def replay_pairs(args, model):
@@ -141,6 +159,10 @@ def prepare_document(args):
         hint = " (build it: python 00_extract/extract_text_backbone.py)" if model.parent == models_dir() else ""
         raise UserError(f"--model {display(model)} does not exist{hint}")
 
+    written = resolve(args.rephrasings_file) if args.rephrasings_file else None
+    if written is not None and not written.is_file():
+        raise UserError(f"--rephrasings-file {display(written)} does not exist")
+
     docs, extractors = [], set()
     for path in files:
         doc, used = read_document(path, args.extractor, args.keep_references)
@@ -165,7 +187,9 @@ def prepare_document(args):
     golden_path = optional_file(args.golden)
     golden = [g["answer"] for g in load_golden(golden_path)] if golden_path and golden_path.is_file() else []
     facts, context = fact_inventory(docs, chunks, golden, args.heldout_fraction, args.seed)
-    rephrased = rephrase_facts(model, facts, args.rephrase_min_params) if args.rephrasings > 1 else {}
+    # the statement is the first of the K; rewrites may fill the rest
+    per_fact = args.rephrasings - 1
+    rephrased = rephrase_facts(model, facts, args.rephrase_min_params, per_fact, written) if per_fact > 0 else {}
     fact_rows = pack_texts(count_tokens, cpt_texts(facts, context, args.rephrasings, args.qa_in_cpt, args.seed), size)
     replay, replay_metrics, generation = replay_pairs(args, model) if args.replay else ([], {}, {})
     # the share is reached by repeating the answers (see replay_texts), not capped at one pass
@@ -195,6 +219,7 @@ def prepare_document(args):
     args.pdf, args.model, args.output = display(pdf), display(model), display(output)
     args.replay_questions, args.eval_questions = (display(resolve(v)) for v in (args.replay_questions, args.eval_questions))
     args.golden = display(golden_path) if golden_path else "none"
+    args.rephrasings_file = display(written) if written else None
     with staged_dir(output, force=args.force, what="output") as tmp:
         write_jsonl(tmp / "train.jsonl", [{"text": chunks[i]["text"]} for i in train_idx]
                     + [{"text": row} for row in fact_rows + replay_rows])
@@ -208,6 +233,8 @@ def prepare_document(args):
         inputs = {f"pdf:{path.name}": fingerprint(path) for path in files}
         if golden_path and golden_path.is_file():
             inputs["golden"] = fingerprint(golden_path)
+        if written is not None:
+            inputs["rephrasings_file"] = fingerprint(written)
         inputs["tokenizer"] = fingerprint(model / "tokenizer.json")
         if args.replay:
             write_jsonl(tmp / REPLAY_FILE, replay)
@@ -221,6 +248,10 @@ def prepare_document(args):
           f"[{metrics['extractor']}] -> {display(output)}")
     print(f"facts: {len(facts)} ({metrics['facts_heldout']} held out of every Q&A row) -> {display(output / FACTS_FILE)}; "
           f"{len(fact_rows)} CPT rows of {args.rephrasings} rephrasings a fact + {args.qa_in_cpt} Q&A a trained fact")
+    if "kept" in rephrased:
+        dropped = rephrased["dropped_by_reason"]
+        print(f"rewrites: {rephrased['kept']} kept on {rephrased['facts_rephrased']} facts from {rephrased['source']}"
+              + (f"; dropped: {', '.join(f'{n} {why}' for why, n in dropped.items())}" if dropped else ""))
     if args.replay:
         print(f"replay: {len(replay)}/{replay_metrics['questions']} general questions answered by the model kept "
               f"({replay_metrics['shortened']} cut to their first whole sentences; {len(replay_rows)} train rows, {metrics['replay_tokens']:,} tokens; "

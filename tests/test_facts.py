@@ -5,8 +5,8 @@ import json
 import pytest
 
 from omnilm.chunking import split_sentences
-from omnilm.fact_training import (HeldoutFacts, cpt_texts, fact_inventory, fact_pairs, leaked_fact, model_rephrasings,
-                                  parameter_count, rephrasings, split_heldout, states_fact, ungrounded_rephrasing)
+from omnilm.fact_training import (HeldoutFacts, cpt_texts, fact_inventory, fact_pairs, leaked_fact, parameter_count,
+                                  rephrasings, split_heldout, states_fact, ungrounded_rephrasing)
 from omnilm.facts import extract_facts, has_answer, ungrounded
 from omnilm.paths import REPO_DIR
 from omnilm.pdf_text import clean_pages, extract_pages
@@ -73,6 +73,10 @@ def test_rephrasings_name_the_subject_and_differ(demo):
                           "The method with an exact match of 58.1 in the VELLUM paper's results table is Token pruning.",
                           "Token pruning: exact match 58.1, in the VELLUM paper's results table."]
     assert all("Token pruning" in r and "58.1" in r for r in shapes) and len(set(shapes)) == 5
+    # a capable model's rephrasings come right after the statement, before any frame
+    rewritten = dict(six, model_rephrasings=["6 layers make up the VELLUM compressor.",
+                                             "The VELLUM compressor is built from 6 layers."])
+    assert rephrasings(rewritten, context, 3) == [six["statement"], *rewritten["model_rephrasings"]]
 
 
 def test_held_out_split_spares_golden_facts_and_holds_whole_sentences(demo):
@@ -182,14 +186,18 @@ def test_a_model_rephrasing_is_kept_only_when_grounded(demo, demo_text_model):
     assert ungrounded_rephrasing("The VELLUM compressor is built from 6 layers.", six) is None
     assert ungrounded_rephrasing("The VELLUM compressor has 8 layers.", six)  # the wrong number
     assert ungrounded_rephrasing("The VELLUM compressor has 6 layers of gold and silver.", six)  # invented words
-    # the real (small) model through the real path: whatever it writes, only grounded text is kept
-    from omnilm.chat import load_model
-
-    model, tokenizer = load_model(demo_text_model)
-    some = facts[:6]
-    kept, dropped = model_rephrasings(model, tokenizer, some)
-    assert len(kept) + len(dropped) == len(some) and all(d["reason"] for d in dropped)
-    for f in some:
-        if f["id"] in kept:
-            assert ungrounded_rephrasing(kept[f["id"]], f) is None
     assert 1e8 < parameter_count(demo_text_model) < 2e8  # the demo's 135M: below the default bar, never asked
+    from omnilm.prepare import rephrase_facts
+
+    some = [dict(f) for f in facts[:3]]
+    assert "< --rephrase-min-params" in rephrase_facts(demo_text_model, some, 2e8, 2)["skipped"]
+    assert not any("model_rephrasings" in f for f in some)
+    # the bar lowered, the real (small) model through stage 10's real path, two prompts a
+    # fact: whatever it writes, only new grounded text lands on the facts, and is counted
+    summary = rephrase_facts(demo_text_model, some, 1, 2)
+    assert summary["kept"] == sum(len(f.get("model_rephrasings", [])) for f in some)
+    assert summary["kept"] + sum(summary["dropped_by_reason"].values()) == 2 * len(some)
+    for f in some:
+        mine = f.get("model_rephrasings", [])
+        assert len(set(mine)) == len(mine) and all(ungrounded_rephrasing(t, f) is None and t != f["statement"]
+                                                   for t in mine)

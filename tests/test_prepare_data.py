@@ -85,6 +85,54 @@ def test_demo_paper_document_only(root):
     assert prepare("--replay", 0).returncode == 2  # exists, no --force
 
 
+def test_written_rephrasings_are_checked_and_go_into_the_cpt_text(root, tmp_path):
+    """--rephrasings-file: the demo paper's file matches today's facts and passes the
+    grounding check whole; a wrong number, a copy of the statement and a statement no
+    fact has are dropped with their reasons; a bad file is refused before any output."""
+    shipped = REPO_DIR / "10_stage1_cpt" / "demo_paper.rephrasings.jsonl"
+    run = prepare("--replay", 0, "--rephrasings-file", shipped)
+    assert run.returncode == 0, run.stderr
+    out = root / "data" / "cpt" / "demo_paper"
+    manifest = json.loads((out / "manifest.json").read_text())
+    summary = manifest["metrics"]["model_rephrasings"]
+    assert summary["dropped_by_reason"] == {} and summary["source"].endswith("demo_paper.rephrasings.jsonl")
+    assert f"rewrites: {summary['kept']} kept on {summary['facts_rephrased']} facts" in run.stdout
+    assert "rephrasings_file" in manifest["inputs"]
+    facts = read_jsonl(out / "facts.jsonl")
+    # K = 5: the statement and at most 4 rewrites; each fact of a rewritten sentence gets them
+    assert summary["kept"] == sum(len(f.get("model_rephrasings", [])) for f in facts) > 100
+    gpus = next(f for f in facts if f["answer"] == "8" and f["unit"] == "GPUs")
+    train_text = "\n".join(r["text"] for r in read_jsonl(out / "train.jsonl"))
+    assert gpus["model_rephrasings"] and all(r in train_text for r in gpus["model_rephrasings"])
+
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("\n".join(json.dumps(r) for r in [
+        {"statement": gpus["statement"], "rephrasings": ["On 8 GPUs, VELLUM was trained for 18 hours with a batch "
+                                                         "size of 64 passages.", gpus["statement"],
+                                                         "VELLUM was trained for 18 hours on 4 GPUs."]},
+        {"statement": "A sentence no fact has.", "rephrasings": ["Nothing."]}]) + "\n")
+    run = prepare("--replay", 0, "--force", "--rephrasings", 2, "--rephrasings-file", mine)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((out / "manifest.json").read_text())["metrics"]["model_rephrasings"]
+    # K = 2: one rewrite a fact; the three facts of the GPU sentence each keep the first
+    assert summary["kept"] == summary["facts_rephrased"] == 3
+    assert summary["dropped_by_reason"] == {"no fact has this statement": 1}
+    run = prepare("--replay", 0, "--force", "--rephrasings-file", mine)  # K = 5: the others are checked too
+    summary = json.loads((out / "manifest.json").read_text())["metrics"]["model_rephrasings"]
+    # the wrong one fails each fact its own way: 18 hours with a 4 it never stated, the 8 and the 64 missing
+    assert summary["dropped_by_reason"] == {"same as the statement": 3, "a number the source does not state": 1,
+                                            "statement lacks the answer": 2, "no fact has this statement": 1}
+    assert "4 GPUs" not in "\n".join(r["text"] for r in read_jsonl(out / "train.jsonl"))
+
+    before = (out / "manifest.json").read_text()
+    mine.write_text(json.dumps({"statement": gpus["statement"], "rephrasings": "not a list"}) + "\n")
+    bad = prepare("--replay", 0, "--force", "--rephrasings-file", mine)
+    assert bad.returncode == 2 and "entry 1 needs" in bad.stderr
+    missing = prepare("--replay", 0, "--force", "--rephrasings-file", tmp_path / "none.jsonl")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert (out / "manifest.json").read_text() == before  # nothing replaced
+
+
 def test_a_folder_of_pdfs_with_an_image_only_page(root):
     folder = root / "papers"
     folder.mkdir()
