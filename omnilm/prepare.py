@@ -162,6 +162,9 @@ def prepare_document(args):
     written = resolve(args.rephrasings_file) if args.rephrasings_file else None
     if written is not None and not written.is_file():
         raise UserError(f"--rephrasings-file {display(written)} does not exist")
+    if written is not None and args.rephrasings < 2:
+        raise UserError(f"--rephrasings-file needs --rephrasings 2 or more (the statement is the first of the K; "
+                        f"got {args.rephrasings}), or the rewrites would go unused")
 
     docs, extractors = [], set()
     for path in files:

@@ -130,6 +130,8 @@ def test_written_rephrasings_are_checked_and_go_into_the_cpt_text(root, tmp_path
     assert bad.returncode == 2 and "entry 1 needs" in bad.stderr
     missing = prepare("--replay", 0, "--force", "--rephrasings-file", tmp_path / "none.jsonl")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+    unused = prepare("--replay", 0, "--force", "--rephrasings", 1, "--rephrasings-file", shipped)
+    assert unused.returncode == 2 and "--rephrasings 2 or more" in unused.stderr
     assert (out / "manifest.json").read_text() == before  # nothing replaced
 
 
