@@ -67,20 +67,25 @@ def chunk_documents(docs, count_tokens, chunk_tokens, overlap, min_chunks):
         size //= 2
 
 
-def rephrase_facts(model, facts, min_params, per_fact, written=None):
-    """Grounded rephrasings on each fact (model_rephrasings, at most `per_fact`): from
-    the file `written` when one is given, else from a capable model (one per prompt of
-    REPHRASE_PROMPTS); returns what happened, for the manifest."""
-    if written is not None:
-        rows = read_jsonl(written, "rephrasings file")
-        for n, row in enumerate(rows, 1):
-            texts = row.get("rephrasings")
-            if not isinstance(row.get("statement"), str) or not isinstance(texts, list) or \
-                    not all(isinstance(t, str) for t in texts):
-                raise UserError(f"rephrasings file {display(written)} entry {n} needs \"statement\" (text) and "
-                                f"\"rephrasings\" (a list of texts)")
-        kept, dropped = written_rephrasings(rows, facts, per_fact)
-        return _attach(facts, kept, dropped, source=display(written))
+def load_written_rephrasings(path):
+    """The rows of a --rephrasings-file ({"statement", "rephrasings": [...]}), checked
+    at once so a bad file stops stage 10 before the PDF is read."""
+    if not path.is_file():
+        raise UserError(f"--rephrasings-file {display(path)} does not exist")
+    rows = read_jsonl(path, "rephrasings file")
+    for n, row in enumerate(rows, 1):
+        texts = row.get("rephrasings")
+        if not isinstance(row.get("statement"), str) or not isinstance(texts, list) or \
+                not all(isinstance(t, str) for t in texts):
+            raise UserError(f"rephrasings file {display(path)} entry {n} needs \"statement\" (text) and "
+                            f"\"rephrasings\" (a list of texts)")
+    return rows
+
+
+def rephrase_facts(model, facts, min_params, per_fact):
+    """A capable model's grounded rephrasings on each fact (model_rephrasings, at most
+    `per_fact`, one per prompt of REPHRASE_PROMPTS); returns what happened, for the
+    manifest."""
     if not any(model.glob("*.safetensors")):
         return {"skipped": "no weights"}
     params = parameter_count(model)
@@ -160,8 +165,7 @@ def prepare_document(args):
         raise UserError(f"--model {display(model)} does not exist{hint}")
 
     written = resolve(args.rephrasings_file) if args.rephrasings_file else None
-    if written is not None and not written.is_file():
-        raise UserError(f"--rephrasings-file {display(written)} does not exist")
+    written_rows = load_written_rephrasings(written) if written else None
     if written is not None and args.rephrasings < 2:
         raise UserError(f"--rephrasings-file needs --rephrasings 2 or more (the statement is the first of the K; "
                         f"got {args.rephrasings}), or the rewrites would go unused")
@@ -190,9 +194,11 @@ def prepare_document(args):
     golden_path = optional_file(args.golden)
     golden = [g["answer"] for g in load_golden(golden_path)] if golden_path and golden_path.is_file() else []
     facts, context = fact_inventory(docs, chunks, golden, args.heldout_fraction, args.seed)
-    # the statement is the first of the K; rewrites may fill the rest
-    per_fact = args.rephrasings - 1
-    rephrased = rephrase_facts(model, facts, args.rephrase_min_params, per_fact, written) if per_fact > 0 else {}
+    per_fact = args.rephrasings - 1  # the statement is the first of the K; rewrites may fill the rest
+    if written_rows is not None:
+        rephrased = _attach(facts, *written_rephrasings(written_rows, facts, per_fact), source=display(written))
+    else:
+        rephrased = rephrase_facts(model, facts, args.rephrase_min_params, per_fact) if per_fact > 0 else {}
     fact_rows = pack_texts(count_tokens, cpt_texts(facts, context, args.rephrasings, args.qa_in_cpt, args.seed), size)
     replay, replay_metrics, generation = replay_pairs(args, model) if args.replay else ([], {}, {})
     # the share is reached by repeating the answers (see replay_texts), not capped at one pass
