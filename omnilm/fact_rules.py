@@ -249,6 +249,142 @@ def _fronted(parsed, before, wh, unit, after):
     return _question(f"{asked} does {lower_first(subject)} {base}{' ' + mid if mid else ''}")
 
 
+# Other sentence structures made by rule, for the CPT text (Physics of LM 3.1: a fact
+# is extractable when it comes in several structures; the demo model cannot write
+# them). A phrase that may open the sentence ('For 18 hours, VELLUM was trained ...'),
+# the words that end a verb's object for the passive, and participles -ed misses.
+FRONTABLE = {"for", "on", "in", "with", "during", "before", "after", "across", "at", "within", "without",
+             "under", "over", "between", "out", "through", "since", "until", "when", "while"}
+OBJECT_ENDS = FRONTABLE - {"between"} | {"into", "to", "from", "against", "instead"}
+PARTICIPLES = {"keep": "kept", "hold": "held", "make": "made", "read": "read", "build": "built", "feed": "fed",
+               "find": "found", "give": "given", "take": "taken", "write": "written", "send": "sent",
+               "split": "split", "set": "set", "put": "put", "cut": "cut", "show": "shown", "see": "seen",
+               "leave": "left", "get": "got", "run": "run", "win": "won", "bring": "brought", "teach": "taught"}
+ADVERBS = {"then", "also", "therefore", "thus", "now", "together", "still", "first", "always", "often"}
+SINGULAR_OPENERS = {"each", "every", "a", "an", "one", "this", "that", "its"}
+
+
+def restructured(statement, answer=""):
+    """The statement in other sentence structures, made by rule (English; none for
+    other scripts): an active clause made passive, a name and what it is the other
+    way round, a phrase moved to the front (the one that holds `answer` if one does),
+    an opening phrase moved to the end, 'X has 6 layers' as 'There are 6 layers in X'. Every word of the statement is kept (a
+    verb changes its form), so the facts' grounding check holds by construction."""
+    body = " ".join(statement.split()).rstrip(".")
+    if not body or HANGUL.search(body) or not body.isascii() or re.search(r"[.!?:;]\s|`", body):
+        return []  # two sentences in one statement (a split the splitter missed), or code
+    parsed = subject_of(body) if "," not in body else None
+    out = [_passive(*parsed), _reversed(*parsed), _fronted_phrase(*parsed, answer)] if parsed else []
+    out += [_opening_to_end(body)] + ([_there_are(*parsed)] if parsed else [])
+    return list(dict.fromkeys(_sentence(t) for t in out if t and t != body))
+
+
+def _opening_to_end(body):
+    """'Without PCW, joint training ... collapsed in 3 of 5 runs' -> 'Joint training
+    ... collapsed in 3 of 5 runs without PCW'."""
+    m = re.match(r"^([A-Z][a-z]*)\s+((?:[^,]|,(?=\d))+),\s+((?:[^,]|,(?=\d))+)$", body)  # '2,560' is no comma
+    if not m or m.group(1).lower() not in FRONTABLE or len(m.group(3).split()) < 3:
+        return None
+    rest = m.group(3)[0].upper() + m.group(3)[1:]
+    if not (subject_of(rest) or re.search(r"\b(?:is|are|was|were|has|have|had|[a-z]+ed)\b", rest)):
+        return None  # 'On KelpQA, a new benchmark of ...': what follows the comma is no clause
+    return f"{rest} {m.group(1).lower()} {m.group(2)}"
+
+
+def _phrase_ends(words, start):
+    """Where the phrase that opens at words[start] ends: before the next phrase, 'and'
+    (except 'between X and Y'), 'which' or 'that'."""
+    end = start + 1
+    while end < len(words) and words[end] not in FRONTABLE and words[end] not in ("which", "that"):
+        if words[end] == "and" and not (words[start] == "between" and end == start + 2):
+            break
+        end += 1
+    return end
+
+
+def _fronted_phrase(subject, verb, rest, answer=""):
+    """'VELLUM was trained for 18 hours on 8 GPUs' -> 'On 8 GPUs, VELLUM was trained
+    for 18 hours': a phrase after the verb's object opens the sentence, the one that
+    holds the answer if one does, else the last. Not a phrase inside a name ('Lookup
+    with Unified Memory') or a relative clause ('that makes 8 tokens stand in for')."""
+    words = rest.split()
+    clause = next((i for i, w in enumerate(words) if w in ("that", "which", "who")), len(words))
+    starts = [i for i, w in enumerate(words[:clause]) if i >= 1 and w in FRONTABLE
+              and words[i - 1] not in ("of", "per") and not (words[i - 1][:1].isupper() and i + 1 < len(words)
+                                                              and words[i + 1][:1].isupper())]
+    if not starts:
+        return None
+    spans = [(i, _phrase_ends(words, i)) for i in starts]
+    start, end = next(((i, j) for i, j in spans if answer and answer in words[i:j]), spans[-1])
+    phrase, left = words[start:end], words[:start] + words[end:]
+    if words[start] == "out" and (len(phrase) < 3 or phrase[1] != "of"):
+        return None
+    if len(phrase) < 2 or not left:
+        return None
+    return f"{phrase[0].capitalize()} {' '.join(phrase[1:])}, {lower_first(subject)} {verb} {' '.join(left)}"
+
+
+def _participle(base):
+    if base in PARTICIPLES:
+        return PARTICIPLES[base]
+    if base.endswith("e"):
+        return base + "d"
+    if re.search(r"[^aeiou]y$", base):
+        return base[:-1] + "ied"
+    if base.endswith("mit") or re.fullmatch(r"[^aeiou]*[aeiou][bdgmnpt]", base):
+        return base + base[-1] + "ed"  # emit -> emitted, stop -> stopped
+    return base + "ed"
+
+
+def _passive(subject, verb, rest):
+    """'The GRR keeps the top 4 groups' -> 'The top 4 groups are kept by the GRR'.
+    Only for a present-tense verb with an object that opens like a noun phrase."""
+    base = _verb_base(verb)
+    words = rest.split()
+    if not base or base in ("have", "do") or not words:
+        return None
+    first = words[0].lower()
+    if subject.split()[-1] in ADVERBS or any(w in ADVERBS for w in words[:1]):
+        return None  # 'The GRR then keeps ...': where the adverb goes in the passive is not clear
+    if not (first in SINGULAR_OPENERS or first in ("the", "all", "both", "only") or re.match(NUMBER, first)):
+        return None
+    end = next((i for i, w in enumerate(words) if i >= 1 and w in OBJECT_ENDS), len(words))
+    obj, after = words[:end], words[end:]
+    if any(w in ("and", "or", "which", "that", "by", "must", "can", "will") for w in words):
+        return None  # a second verb or a clause: what the object is is not clear
+    number = re.match(NUMBER, first)
+    plural = first in ("all", "both") or (number is not None and _number_value(first) not in ("1", 1)) or \
+        (first not in SINGULAR_OPENERS and obj[-1].endswith("s") and not obj[-1].endswith("ss"))
+    be = "are" if plural else "is"
+    opening = obj[0] if number else obj[0].capitalize()
+    tail = f" {' '.join(after)}" if after else ""
+    return f"{opening} {' '.join(obj[1:])} {be} {_participle(base)} by {lower_first(subject)}{tail}".replace("  ", " ")
+
+
+def _reversed(subject, verb, rest):
+    """The other direction of a name and what it is (a model that read only 'A is B'
+    rarely answers 'what is B?'): 'PCW is the training schedule of VELLUM' -> 'The
+    training schedule of VELLUM is PCW'; 'VELLUM stands for Vector-...' -> 'Vector-...
+    is what VELLUM stands for'."""
+    if verb == "stands" and rest.startswith("for ") and " " not in subject:
+        return f"{rest[4:]} is what {subject} stands for"
+    if verb in ("is", "are", "was", "were") and rest.startswith("the ") and subject[:1].isupper() \
+            and not subject.startswith("The "):
+        return f"The {rest[4:]} {verb} {subject}"
+    return None
+
+
+def _there_are(subject, verb, rest):
+    """'The VELLUM compressor has 6 layers' -> 'There are 6 layers in the VELLUM compressor'."""
+    words = rest.split()
+    if verb not in ("has", "have") or not 2 <= len(words) <= 4 or not re.fullmatch(NUMBER, words[0], flags=re.I):
+        return None
+    if any(w in OBJECT_ENDS or w in ("of", "per", "and") for w in words):
+        return None
+    be = "is" if _number_value(words[0]) in ("1", 1) else "are"
+    return f"There {be} {rest} in {lower_first(subject)}"
+
+
 def _accepted(token):
     """The ways an answer may write the number: 12,400 / 12400, 3 / three."""
     forms = {token, token.replace(",", "")}

@@ -4,13 +4,14 @@ and several questions that ask for it; a fact the paper repeats is kept once.
 
 A fact is the answer span of one clause (a number with what it counts, a name, a
 definition, an acronym's long name, a table cell) plus that clause restated on its
-own ("The VELLUM compressor has 6 layers."). Every fact's answer is a span of its
+own ("The VELLUM compressor has 6 layers.") and, where a rule can, in other sentence
+structures ("There are 6 layers in the VELLUM compressor."). Every fact's answer is a span of its
 source sentence (`ungrounded` says why one is not). What facts become for training
 (restatements, Q&A, the held-out split) is in omnilm.fact_training."""
 import re
 
 from omnilm.fact_rules import (GENERIC_CUES, HANGUL, Resolver, definition_facts, parse_table, quantity_facts,
-                               subject_of, table_facts)
+                               restructured, subject_of, table_facts)
 from omnilm.qa_filters import content_words, split_sentences
 from omnilm.qa_mining import find_acronyms
 from omnilm.scoring import normalize, score_answer
@@ -53,7 +54,19 @@ def extract_facts(paragraphs, context, acronyms):
     out = _merge_repeats([f for f in facts if not ungrounded(f)])
     for n, f in enumerate(out):
         f["id"] = f"f{n:03d}"
+        if "variants" not in f:  # a table cell has its own shapes
+            shapes = [v for v in restructured(f["statement"], f["answer"]) if keeps_fact(v, f)]
+            if shapes:
+                f["variants"] = shapes
     return out
+
+
+def keeps_fact(shape, fact):
+    """Does a rule-made shape of the statement still state the fact: every word of its
+    answer (in any order: 'The training schedule of VELLUM is PCW' reverses 'PCW is the
+    training schedule of VELLUM'), and no number the source lacks?"""
+    return set(content_words(fact["answer"])) <= set(content_words(shape)) and \
+        not unknown_number(shape, fact["sentence"])
 
 
 def _merge_repeats(facts):
@@ -103,16 +116,19 @@ def has_answer(text, accept):
 def ungrounded(fact):
     """Why a fact is not grounded in its source, or None: its answer must be a span of
     the source, and its statement must hold the answer and no number the source lacks."""
-    source = normalize(fact["sentence"])
     if not fact.get("answer") or not has_answer(fact["sentence"], [fact["answer"]]):
         return "answer not in source"
     if not has_answer(fact["statement"], fact["accept"]):
         return "statement lacks the answer"
-    numbers = set(re.findall(r"\d+(?:\.\d+)?", source))
-    for text in [fact["statement"]] + fact["questions"]:
-        if any(n not in numbers for n in re.findall(r"\d+(?:\.\d+)?", normalize(text))):
-            return "a number the source does not state"
+    if any(unknown_number(text, fact["sentence"]) for text in [fact["statement"]] + fact["questions"]):
+        return "a number the source does not state"
     return None
+
+
+def unknown_number(text, source):
+    """Does `text` hold a number that `source` does not?"""
+    numbers = set(re.findall(r"\d+(?:\.\d+)?", normalize(source)))
+    return any(n not in numbers for n in re.findall(r"\d+(?:\.\d+)?", normalize(text)))
 
 
 def cues(fact):

@@ -7,7 +7,8 @@ import pytest
 from omnilm.chunking import split_sentences
 from omnilm.fact_training import (HeldoutFacts, cpt_texts, fact_inventory, fact_pairs, leaked_fact, parameter_count,
                                   rephrasings, split_heldout, states_fact, ungrounded_rephrasing)
-from omnilm.facts import extract_facts, has_answer, ungrounded
+from omnilm.fact_rules import restructured
+from omnilm.facts import extract_facts, has_answer, keeps_fact, ungrounded
 from omnilm.paths import REPO_DIR
 from omnilm.pdf_text import clean_pages, extract_pages
 from omnilm.pdf_writer import render_paper
@@ -77,6 +78,58 @@ def test_rephrasings_name_the_subject_and_differ(demo):
     rewritten = dict(six, model_rephrasings=["6 layers make up the VELLUM compressor.",
                                              "The VELLUM compressor is built from 6 layers."])
     assert rephrasings(rewritten, context, 3) == [six["statement"], *rewritten["model_rephrasings"]]
+
+
+@pytest.mark.parametrize("statement, answer, expected", [
+    ("VELLUM was trained for 18 hours on 8 GPUs with a batch size of 64 passages.", "8",
+     "On 8 GPUs, VELLUM was trained for 18 hours with a batch size of 64 passages."),
+    ("VELLUM was trained for 18 hours on 8 GPUs with a batch size of 64 passages.", "64",
+     "With a batch size of 64 passages, VELLUM was trained for 18 hours on 8 GPUs."),
+    ("The GRR keeps the top 4 groups.", "4", "The top 4 groups are kept by the GRR."),
+    ("ATD uses 48 probe questions per passage.", "48", "48 probe questions per passage are used by ATD."),
+    ("The encoder emits 8 anchor tokens.", "8", "8 anchor tokens are emitted by the encoder."),
+    ("VELLUM compresses each retrieved passage into exactly 8 anchor tokens.", "8",
+     "Each retrieved passage is compressed by VELLUM into exactly 8 anchor tokens."),
+    ("The VELLUM compressor has 6 layers.", "6", "There are 6 layers in the VELLUM compressor."),
+    ("Without PCW, joint training from the start collapsed in 3 of 5 runs.", "3",
+     "Joint training from the start collapsed in 3 of 5 runs without PCW."),
+    ("With ten passages of 256 tokens each, the prompt grows by 2,560 tokens.", "2,560",
+     "The prompt grows by 2,560 tokens with ten passages of 256 tokens each."),
+    ("PCW stands for Phased Curriculum Warmup.", "Phased Curriculum Warmup",
+     "Phased Curriculum Warmup is what PCW stands for."),
+    ("Phased Curriculum Warmup (PCW) is the training schedule of VELLUM.", "the training schedule of VELLUM",
+     "The training schedule of VELLUM is Phased Curriculum Warmup (PCW)."),
+])
+def test_rules_restate_a_sentence_in_another_structure(statement, answer, expected):
+    assert expected in restructured(statement, answer)
+
+
+@pytest.mark.parametrize("statement", [
+    "VELLUM stands for Vector-Encoded Latent Lookup with Unified Memory.",  # 'with' inside a name
+    "ATD is a training objective that makes 8 anchor tokens stand in for a whole passage.",  # inside a clause
+    "The decoder reads only the 8 anchor tokens and must reproduce the teacher's answer.",  # two verbs
+    "A Gated Relevance Router then keeps the 4 most relevant groups.",  # where would 'then' go?
+    "On KelpQA, a new benchmark of 12,400 questions.",  # no clause after the comma
+    "인코더는 6개의 층으로 구성된다.",
+])
+def test_rules_leave_a_sentence_alone_where_its_structure_is_unclear(statement):
+    assert not any(t.startswith(("With Unified", "For a whole", "Only the 8", "The 4 most"))
+                   for t in restructured(statement, "8"))
+    if not statement.startswith("VELLUM"):
+        assert restructured(statement, "8") == []
+
+
+def test_rule_made_structures_are_grounded_and_go_into_the_cpt_text(demo):
+    facts, context = demo
+    shaped = [f for f in facts if f["kind"] != "table" and f.get("variants")]
+    assert len(shaped) >= 25  # 28 of the demo's 72 sentence facts
+    for f in shaped:
+        for v in f["variants"]:
+            new_words = set(content_words(v)) - set(content_words(f"{f['sentence']} {f['statement']}"))
+            assert keeps_fact(v, f) and len(new_words) <= 1, v  # at most the verb changes its form
+            assert content_words(v) != content_words(f["statement"]), v  # the words in another order
+    six = find(facts, "6", "layers")[0]
+    assert rephrasings(six, context, 3)[:2] == [six["statement"], "There are 6 layers in the VELLUM compressor."]
 
 
 def test_held_out_split_spares_golden_facts_and_holds_whole_sentences(demo):
