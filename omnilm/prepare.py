@@ -220,6 +220,7 @@ def prepare_document(args):
         "valid_tokens": sum(chunks[i]["tokens"] for i in valid_idx),
         "extractor": ", ".join(sorted(extractors)), "cleaning": cleaning,
         "facts": len(facts), "facts_heldout": sum(f["heldout"] for f in facts), "model_rephrasings": rephrased,
+        "facts_restructured": sum(f["kind"] != "table" and bool(f.get("variants")) for f in facts),
         "facts_by_kind": dict(Counter(f["kind"] for f in facts)), "fact_context": context,
         "fact_train_rows": len(fact_rows), "fact_tokens": sum(count_tokens(r) for r in fact_rows),
         "replay_pairs": len(replay), "replay_train_rows": len(replay_rows),
@@ -255,8 +256,8 @@ def prepare_document(args):
           f"{len(chunks)} chunks of <= {size} tokens{resized}: {len(train_idx)} train / {len(valid_idx)} valid"
           f"{'' if args.hold_out else ' (also trained)'} "
           f"[{metrics['extractor']}] -> {display(output)}")
-    print(f"facts: {len(facts)} ({metrics['facts_heldout']} held out of every Q&A row) -> {display(output / FACTS_FILE)}; "
-          f"{len(fact_rows)} CPT rows of {args.rephrasings} rephrasings a fact + {args.qa_in_cpt} Q&A a trained fact")
+    print(f"facts: {len(facts)} ({metrics['facts_heldout']} held out of every Q&A row; {metrics['facts_restructured']} "
+          f"sentence facts also in other structures by rule) -> {display(output / FACTS_FILE)}; {len(fact_rows)} CPT rows of {args.rephrasings} rephrasings a fact + {args.qa_in_cpt} Q&A a trained fact")
     if "kept" in rephrased:
         dropped = rephrased["dropped_by_reason"]
         print(f"rewrites: {rephrased['kept']} kept on {rephrased['facts_rephrased']} facts from {rephrased['source']}"

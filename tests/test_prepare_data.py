@@ -58,6 +58,8 @@ def test_demo_paper_document_only(root):
     assert len(facts) == m["facts"] >= 40 and 0 < m["facts_heldout"] == sum(f["heldout"] for f in facts)
     fact_text = "\n".join(r["text"] for r in train[len(chunks):])
     assert "The VELLUM compressor has 6 layers." in fact_text  # a rephrasing, subject named in full
+    assert "There are 6 layers in the VELLUM compressor." in fact_text  # and in another structure, by rule
+    assert m["facts_restructured"] == sum(f["kind"] != "table" and "variants" in f for f in facts) >= 25
     held_fact = next(f for f in facts if f["heldout"])
     assert held_fact["statement"] in fact_text and not any(q in fact_text for q in held_fact["questions"])
     assert m["replay_pairs"] == 0
