@@ -268,8 +268,10 @@ def restructured(statement, answer=""):
     """The statement in other sentence structures, made by rule (English; none for
     other scripts): an active clause made passive, a name and what it is the other
     way round, a phrase moved to the front (the one that holds `answer` if one does),
-    an opening phrase moved to the end, 'X has 6 layers' as 'There are 6 layers in X'. Every word of the statement is kept (a
-    verb changes its form), so the facts' grounding check holds by construction."""
+    an opening phrase moved to the end, 'X has 6 layers' as 'There are 6 layers in X'.
+    Every word of the statement is kept (the passive changes the verb's form); where
+    the structure is not plain, no rule makes anything (omnilm.facts.keeps_fact then
+    checks each shape against its fact)."""
     body = " ".join(statement.split()).rstrip(".")
     if not body or HANGUL.search(body) or not body.isascii() or re.search(r"[.!?:;]\s|`", body):
         return []  # two sentences in one statement (a split the splitter missed), or code
@@ -344,7 +346,7 @@ def _passive(subject, verb, rest):
     if not base or base in ("have", "do") or not words:
         return None
     first = words[0].lower()
-    if subject.split()[-1] in ADVERBS or any(w in ADVERBS for w in words[:1]):
+    if subject.split()[-1] in ADVERBS or words[0] in ADVERBS:
         return None  # 'The GRR then keeps ...': where the adverb goes in the passive is not clear
     if not (first in SINGULAR_OPENERS or first in ("the", "all", "both", "only") or re.match(NUMBER, first)):
         return None

@@ -5,9 +5,9 @@ and several questions that ask for it; a fact the paper repeats is kept once.
 A fact is the answer span of one clause (a number with what it counts, a name, a
 definition, an acronym's long name, a table cell) plus that clause restated on its
 own ("The VELLUM compressor has 6 layers.") and, where a rule can, in other sentence
-structures ("There are 6 layers in the VELLUM compressor."). Every fact's answer is a span of its
-source sentence (`ungrounded` says why one is not). What facts become for training
-(restatements, Q&A, the held-out split) is in omnilm.fact_training."""
+structures ("There are 6 layers in the VELLUM compressor."). Every fact's answer is
+a span of its source sentence (`ungrounded` says why one is not). What facts become
+for training (restatements, Q&A, the held-out split) is in omnilm.fact_training."""
 import re
 
 from omnilm.fact_rules import (GENERIC_CUES, HANGUL, Resolver, definition_facts, parse_table, quantity_facts,

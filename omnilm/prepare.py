@@ -257,7 +257,8 @@ def prepare_document(args):
           f"{'' if args.hold_out else ' (also trained)'} "
           f"[{metrics['extractor']}] -> {display(output)}")
     print(f"facts: {len(facts)} ({metrics['facts_heldout']} held out of every Q&A row; {metrics['facts_restructured']} "
-          f"sentence facts also in other structures by rule) -> {display(output / FACTS_FILE)}; {len(fact_rows)} CPT rows of {args.rephrasings} rephrasings a fact + {args.qa_in_cpt} Q&A a trained fact")
+          f"sentence facts also in other structures by rule) -> {display(output / FACTS_FILE)}; {len(fact_rows)} CPT "
+          f"rows of {args.rephrasings} rephrasings a fact + {args.qa_in_cpt} Q&A a trained fact")
     if "kept" in rephrased:
         dropped = rephrased["dropped_by_reason"]
         print(f"rewrites: {rephrased['kept']} kept on {rephrased['facts_rephrased']} facts from {rephrased['source']}"
