@@ -86,7 +86,9 @@ def build_parser():
                    help="share of the fact sentences whose facts no training question asks, for stage 30's "
                         "heldout_fact")
     p.add_argument("--rephrasings", default=5, type=int,
-                   help="restatements of each fact added to the CPT text, 0 = none")
+                   help="restatements of each fact added to the CPT text (K): the statement, a capable model's "
+                        "rewrites, the rules' other sentence structures (passive, a phrase fronted, ...), then "
+                        "frames; 0 = none")
     p.add_argument("--rephrase-min-params", default=1e9, type=float,
                    help="a model this large (parameters) also rewrites each fact in up to 3 other sentence "
                         "structures (at most K-1), its grounded output kept; a smaller one writes text the grounding "
