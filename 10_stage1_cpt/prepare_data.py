@@ -35,8 +35,10 @@ out: their facts get no question in any training row (stage 30 asks them as
 CPT also reads --rephrasings K restatements of every fact (subject named in full,
 shuffled) and --qa-in-cpt question/answer pairs of each trained fact, as plain text.
 The K are the statement, then up to 3 rewrites in other sentence structures (from a
-model of at least --rephrase-min-params, or --rephrasings-file), then the table
-cells' other shapes, then the statement in frames ("According to the ... paper, ...").
+model of at least --rephrase-min-params, or --rephrasings-file), then the rules'
+other shapes (every table cell; a sentence fact where its structure is plain: the
+passive, a phrase fronted, a name reversed), then the statement in frames
+("According to the ... paper, ...").
 Output: train.jsonl and valid.jsonl ({"text"} lines), chunks.jsonl ({"id", "source",
 "text", "pages", "tokens"}), facts.jsonl, heldout_questions.jsonl (the held-out facts
 asked in stage 30's format), replay.jsonl ({"question", "answer"}),
