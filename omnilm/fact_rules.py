@@ -308,9 +308,12 @@ def _fronted_phrase(subject, verb, rest, answer=""):
     """'VELLUM was trained for 18 hours on 8 GPUs' -> 'On 8 GPUs, VELLUM was trained
     for 18 hours': a phrase after the verb's object opens the sentence, the one that
     holds the answer if one does, else the last. Not a phrase inside a name ('Lookup
-    with Unified Memory') or a relative clause ('that makes 8 tokens stand in for')."""
+    with Unified Memory'), a relative clause ('that makes 8 tokens stand in for') or
+    after an agent ('written by stations between 2009 and 2024')."""
     words = rest.split()
-    clause = next((i for i, w in enumerate(words) if w in ("that", "which", "who")), len(words))
+    # a phrase after 'that'/'which' or an agent ('reports written by stations between 2009 and 2024')
+    # may belong to that clause, not to the verb: fronting it would change what the sentence says
+    clause = next((i for i, w in enumerate(words) if w in ("that", "which", "who", "by")), len(words))
     starts = [i for i, w in enumerate(words[:clause]) if i >= 1 and w in FRONTABLE
               and words[i - 1] not in ("of", "per") and not (words[i - 1][:1].isupper() and i + 1 < len(words)
                                                               and words[i + 1][:1].isupper())]

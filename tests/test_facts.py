@@ -110,6 +110,7 @@ def test_rules_restate_a_sentence_in_another_structure(statement, answer, expect
     "The decoder reads only the 8 anchor tokens and must reproduce the teacher's answer.",  # two verbs
     "A Gated Relevance Router then keeps the 4 most relevant groups.",  # where would 'then' go?
     "On KelpQA, a new benchmark of 12,400 questions.",  # no clause after the comma
+    "KelpQA holds questions about reports written by stations between 2009 and 2024.",  # whose years?
     "인코더는 6개의 층으로 구성된다.",
 ])
 def test_rules_leave_a_sentence_alone_where_its_structure_is_unclear(statement):
