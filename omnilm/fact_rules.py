@@ -275,9 +275,10 @@ def restructured(statement, answer=""):
     body = " ".join(statement.split()).rstrip(".")
     if not body or HANGUL.search(body) or not body.isascii() or re.search(r"[.!?:;]\s|`", body):
         return []  # two sentences in one statement (a split the splitter missed), or code
+    # a clause with a comma is parsed no further; only its opening phrase may move
     parsed = subject_of(body) if "," not in body else None
-    out = [_passive(*parsed), _reversed(*parsed), _fronted_phrase(*parsed, answer)] if parsed else []
-    out += [_opening_to_end(body)] + ([_there_are(*parsed)] if parsed else [])
+    out = [_passive(*parsed), _reversed(*parsed), _fronted_phrase(*parsed, answer), _there_are(*parsed)] \
+        if parsed else [_opening_to_end(body)]
     return list(dict.fromkeys(_sentence(t) for t in out if t and t != body))
 
 
@@ -349,15 +350,15 @@ def _passive(subject, verb, rest):
     if not base or base in ("have", "do") or not words:
         return None
     first = words[0].lower()
-    if subject.split()[-1] in ADVERBS or words[0] in ADVERBS:
+    if subject.split()[-1] in ADVERBS or first in ADVERBS:
         return None  # 'The GRR then keeps ...': where the adverb goes in the passive is not clear
-    if not (first in SINGULAR_OPENERS or first in ("the", "all", "both", "only") or re.match(NUMBER, first)):
+    number = re.match(NUMBER, first)
+    if not (first in SINGULAR_OPENERS or first in ("the", "all", "both", "only") or number):
         return None
     end = next((i for i, w in enumerate(words) if i >= 1 and w in OBJECT_ENDS), len(words))
     obj, after = words[:end], words[end:]
     if any(w in ("and", "or", "which", "that", "by", "must", "can", "will") for w in words):
         return None  # a second verb or a clause: what the object is is not clear
-    number = re.match(NUMBER, first)
     plural = first in ("all", "both") or (number is not None and _number_value(first) not in ("1", 1)) or \
         (first not in SINGULAR_OPENERS and obj[-1].endswith("s") and not obj[-1].endswith("ss"))
     be = "are" if plural else "is"
