@@ -130,10 +130,15 @@ def answer_nlls(model, tokenizer, pairs, batch_tokens=NLL_BATCH_TOKENS):
     """Mean negative log-likelihood per token of each reference (and the end of turn)
     as the answer to its question, for [(question, reference)]. Sequences of similar
     length share one forward (right-padded: a causal model's positions never see the
-    padding after them); one at a time, this took longer than generating the answers."""
+    padding after them); one at a time, this took longer than generating the answers.
+    The head and the log-sum-exp run at the answer's positions only (as in training,
+    omnilm.training.loss): an open-book prompt is mostly passage."""
     import mlx.core as mx
-    import mlx.nn as nn
+    import numpy as np
 
+    from omnilm.training.loss import head_split, logits_at
+
+    split = head_split(model)
     seqs = [answer_ids(tokenizer, q, r) for q, r in pairs]
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
     out, start = [None] * len(seqs), 0
@@ -143,10 +148,16 @@ def answer_nlls(model, tokenizer, pairs, batch_tokens=NLL_BATCH_TOKENS):
             width, end = len(seqs[order[end]][0]), end + 1
         rows = order[start:end]
         batch = mx.array([seqs[i][0] + [tokenizer.eos_token_id] * (width - len(seqs[i][0])) for i in rows])
-        losses = nn.losses.cross_entropy(model(batch[:, :-1]).astype(mx.float32), batch[:, 1:], reduction="none")
-        for row, i in enumerate(rows):
-            ids, prompt_len = seqs[i]
-            out[i] = float(losses[row, prompt_len - 1:len(ids) - 1].mean())
+        spans = [range(row * (width - 1) + seqs[i][1] - 1, row * (width - 1) + len(seqs[i][0]) - 1)
+                 for row, i in enumerate(rows)]  # the answer's targets, flat in [rows, width - 1]
+        at = mx.array([p for span in spans for p in span])
+        logits = logits_at(model, split, batch[:, :-1], at).astype(mx.float32)
+        targets = batch[:, 1:].reshape(-1)[at]
+        nll = np.array(mx.logsumexp(logits, axis=-1) - mx.take_along_axis(logits, targets[:, None], axis=-1)[:, 0])
+        done = 0
+        for span, i in zip(spans, rows):
+            out[i] = float(nll[done:done + len(span)].mean())
+            done += len(span)
         start = end
     return out
 

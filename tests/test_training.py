@@ -325,7 +325,8 @@ def test_replay_distillation_targets_line_up_with_the_answer_tokens(tiny_model, 
     from mlx_lm.tuner.trainer import default_loss, iterate_batches
 
     from omnilm.chat import load_model
-    from omnilm.training import chat_tokens, distill_loss, load_split, replay_teacher, with_teacher
+    from omnilm.training import (chat_tokens, head_split, load_split, make_loss, replay_teacher, with_positions,
+                                 with_teacher)
 
     model, tokenizer = load_model(tiny_model)
     rows = [qa(1), dict(qa(2), source="replay"), dict(qa(3), source="replay"), qa(4)]
@@ -341,13 +342,50 @@ def test_replay_distillation_targets_line_up_with_the_answer_tokens(tiny_model, 
 
     one_hot = {tuple(t): (start - 1, np.array(t[start:])[:, None], np.ones((len(t) - start, 1), np.float32))
                for t, start in replay_tokens}
+    loss = make_loss(head_split(model))
     batch, lengths = next(iterate_batches(data, 4, 1024))
     plain, _ = default_loss(model, batch, lengths)
-    same, _ = distill_loss(model, *with_teacher(batch, lengths, one_hot, 1))
+    batch = with_positions(batch, lengths)
+    same, _ = loss(model, *with_teacher(*batch, one_hot, 1))
     assert float(same) == pytest.approx(float(plain), rel=1e-5)
-    soft, _ = distill_loss(model, *with_teacher(batch, lengths, teacher, 5))
+    soft, _ = loss(model, *with_teacher(*batch, teacher, 5))
     assert abs(float(soft) - float(plain)) > 1e-3  # the real teacher's targets are not the tokens
-    assert float(distill_loss(model, batch, lengths)[0]) == pytest.approx(float(plain), rel=1e-6)
+    assert float(loss(model, *batch)[0]) == pytest.approx(float(plain), rel=1e-6)
+
+
+def test_the_loss_at_the_loss_positions_is_mlx_lms_loss(tiny_model, tmp_path):
+    """The head and the log-sum-exp run only where the loss counts (answers, not prompts
+    or padding), and give mlx-lm's loss and token count; a model whose logits are not
+    head(trunk(x)) (here a logit scale after the head) keeps its full logits, same loss."""
+    import mlx.core as mx
+    from mlx_lm.tuner.trainer import default_loss
+
+    from omnilm.chat import load_model
+    from omnilm.training import epoch_batches, head_split, load_split, loss_positions, make_loss
+
+    model, tokenizer = load_model(tiny_model)
+    long = {"messages": [qa(1)["messages"][0], {"role": "assistant", "content": "Many widgets. " * 9}]}
+    write_jsonl(tmp_path / "train.jsonl", [qa(i) for i in range(7)] + [long, {"text": "Widgets are blue."}])
+    data = load_split(tmp_path / "train.jsonl", tokenizer, True)
+    split = head_split(model)
+    assert split is not None and split[0] is model.model
+    scaled = lambda x: model(x) / 2  # noqa: E731
+    scaled.model, scaled.lm_head = model.model, model.lm_head
+    assert head_split(scaled) is None
+    loss, full = make_loss(split), make_loss(None)
+    batches = epoch_batches(0)(data, 4, 1024, loop=True)
+    for _ in range(3):
+        batch, lengths, positions = next(batches)
+        counted = int((positions >= 0).sum())
+        assert positions.size % 8 == 0 and counted < batch[:, 1:].size  # prompts and padding left out
+        value, ntoks = loss(model, batch, lengths, positions)
+        plain, plain_ntoks = default_loss(model, batch, lengths)
+        assert int(ntoks) == int(plain_ntoks) == counted
+        assert float(value) == pytest.approx(float(plain), rel=1e-5)
+        assert float(full(scaled, batch, lengths, positions)[0]) == pytest.approx(
+            float(default_loss(scaled, batch, lengths)[0]), rel=1e-5)
+    # rows (start, end) = (2, 3) and (1, 4) of a width-5 batch: steps 2-3 of row 0, 1-4 of row 1
+    assert loss_positions(mx.array([[2, 3], [1, 4]]), 5).tolist() == [1, 2, 5, 6, 7, 8, -1, -1]
 
 
 def test_batches_end_at_the_longest_row_rounded_to_pad_to_with_the_same_loss(tiny_model, tmp_path):
@@ -367,14 +405,14 @@ def test_batches_end_at_the_longest_row_rounded_to_pad_to_with_the_same_loss(tin
     data = load_split(tmp_path / "train.jsonl", tokenizer, True)
     ours, theirs = epoch_batches(0)(data, 4, 1024, loop=True), iterate_batches(data, 4, 1024, seed=0)
     for _ in range(2):
-        (batch, lengths), (full, full_lengths) = next(ours), next(theirs)
+        (batch, lengths, _), (full, full_lengths) = next(ours), next(theirs)
         longest = int(lengths[:, 1].max())
         assert (batch.shape[1] - 1) % PAD_TO == 0 and longest <= batch.shape[1] - 1 < longest + PAD_TO
         assert batch.shape[1] <= full.shape[1] and mx.array_equal(batch, full[:, :batch.shape[1]])
         assert mx.array_equal(lengths, full_lengths)
         assert float(default_loss(model, batch, lengths)[0]) == pytest.approx(
             float(default_loss(model, full, full_lengths)[0]), rel=1e-5)
-    for batch, lengths in epoch_batches(0)(data, 3, 1024):  # validation: every row once, padded alike
+    for batch, lengths, _ in epoch_batches(0)(data, 3, 1024):  # validation: every row once, padded alike
         assert (batch.shape[1] - 1) % PAD_TO == 0 and batch.shape[1] - 1 < int(lengths[:, 1].max()) + PAD_TO
 
 

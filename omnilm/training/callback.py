@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from omnilm import adapters as af
-from omnilm.training.data import every_row_batches
+from omnilm.training.data import epoch_batches, every_row_batches
 from omnilm.training.report import write_losses_csv
 
 
@@ -37,9 +37,10 @@ class EarlyStopping:
     more) are the validation rows the callback measures."""
 
     def __init__(self, model, optimizer, folder, state, total_iters, offset, patience, min_delta, *,
-                 groups, rank=0, bar=None, batch_size=1, max_seq_length=2048):
+                 groups, loss, rank=0, bar=None, batch_size=1, max_seq_length=2048):
         self.model, self.optimizer, self.folder, self.state = model, optimizer, Path(folder), state
         self.groups, self.batch_size, self.max_seq_length = groups, batch_size, max_seq_length
+        self.loss = loss  # the training loss, so validation measures the same thing
         self.group_tokens = {}  # group -> its tokens that carry loss
         self.total, self.offset, self.patience, self.min_delta = total_iters, offset, patience, min_delta
         self.writer = rank == 0
@@ -76,7 +77,7 @@ class EarlyStopping:
         losses, weighted, tokens = {}, 0.0, 0
         for name, data in self.groups.items():
             losses[f"val_loss_{name}"] = loss = evaluate(self.model, data, self.batch_size, -1, self.max_seq_length,
-                                                         iterate_batches=every_row_batches)
+                                                         loss=self.loss, iterate_batches=epoch_batches(0))
             if name not in self.group_tokens:  # the rows never change: counted once
                 self.group_tokens[name] = loss_tokens(data, self.batch_size, self.max_seq_length)
             n = self.group_tokens[name]

@@ -156,11 +156,15 @@ def epoch_batches(seed, skip=0, on_step=None, extend=None, pad_to=PAD_TO):
     """mlx-lm's batching with a fixed order per epoch (seed + epoch), identical on
     every process, padded to `pad_to`, and the first `skip` batches dropped: a resumed run sees the
     batches the interrupted run would have seen next. `on_step` is called once a
-    step is done (when the trainer asks for the next batch); `extend(batch, lengths)`,
-    when given, returns the tuple a training batch becomes (distillation adds targets)."""
+    step is done (when the trainer asks for the next batch). Every batch comes with its
+    loss positions (omnilm.training.loss); `extend(batch, lengths, positions)`, when
+    given, returns the tuple a training batch becomes (distillation adds targets)."""
+    from omnilm.training.loss import with_positions
+
     def batches(dataset, batch_size, max_seq_length, loop=False, comm_group=None, **_):
         if not loop:  # validation: the order does not matter
-            yield from every_row_batches(dataset, batch_size, max_seq_length, comm_group=comm_group, pad_to=pad_to)
+            for batch in every_row_batches(dataset, batch_size, max_seq_length, comm_group=comm_group, pad_to=pad_to):
+                yield with_positions(*batch)
             return
         to_skip, epoch = skip, 0
         while True:
@@ -169,6 +173,7 @@ def epoch_batches(seed, skip=0, on_step=None, extend=None, pad_to=PAD_TO):
                 if to_skip:
                     to_skip -= 1
                     continue
+                batch = with_positions(*batch)
                 yield extend(*batch) if extend else batch
                 if on_step:
                     on_step()

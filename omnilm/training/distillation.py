@@ -30,38 +30,24 @@ def replay_teacher(model, dataset, k):
     return teacher
 
 
-def with_teacher(batch, lengths, teacher, k):
-    """The batch plus teacher arrays [B, L, k] (probabilities 0 where a row has none)."""
+def with_teacher(batch, lengths, positions, teacher, k):
+    """A batch with its loss positions (omnilm.training.loss.with_positions), plus the
+    teacher arrays [positions, k] lined up with them (probabilities 0 where a row has none)."""
     import mlx.core as mx
     import numpy as np
 
-    b, ln = np.array(batch), np.array(lengths)
-    rows, width = b.shape[0], b.shape[1] - 1
-    ids, probs = np.zeros((rows, width, k), np.int32), np.zeros((rows, width, k), np.float32)
-    for r in range(rows):
-        t = teacher.get(tuple(b[r, :ln[r, 1]].tolist()))
-        if t:
-            start, ti, tq = t
-            n = min(len(ti), width - start)
-            ids[r, start:start + n], probs[r, start:start + n] = ti[:n], tq[:n]
-    return batch, lengths, mx.array(ids), mx.array(probs)
-
-
-def distill_loss(model, batch, lengths, ids=None, probs=None):
-    """mlx-lm's loss, except that positions with teacher probabilities take the cross
-    entropy to the teacher's top-k distribution instead of to the token."""
-    import mlx.core as mx
-    import mlx.nn as nn
-
-    inputs, targets = batch[:, :-1], batch[:, 1:]
-    logits = model(inputs)
-    steps = mx.arange(1, targets.shape[1] + 1)
-    mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
-    ce = nn.losses.cross_entropy(logits, targets)
-    if ids is not None:  # log-probabilities of the k ids only: no second vocabulary-wide array
-        logp = mx.take_along_axis(logits, ids, axis=-1) - mx.logsumexp(logits, axis=-1, keepdims=True)
-        soft = -(logp.astype(mx.float32) * probs).sum(axis=-1)
-        ce = mx.where(probs.sum(axis=-1) > 0, soft, ce)
-    ce = ce * mask
-    ntoks = mask.sum()
-    return ce.astype(mx.float32).sum() / ntoks, ntoks
+    b, ln, flat = np.array(batch), np.array(lengths), np.array(positions)
+    width = b.shape[1] - 1
+    ids, probs = np.zeros((len(flat), k), np.int32), np.zeros((len(flat), k), np.float32)
+    rows = {}
+    for i, p in enumerate(flat.tolist()):
+        if p < 0:
+            continue
+        r, step = divmod(p, width)
+        if r not in rows:
+            rows[r] = teacher.get(tuple(b[r, :ln[r, 1]].tolist()))
+        if rows[r]:
+            start, ti, tq = rows[r]
+            if 0 <= step - start < len(ti):
+                ids[i], probs[i] = ti[step - start], tq[step - start]
+    return batch, lengths, positions, mx.array(ids), mx.array(probs)

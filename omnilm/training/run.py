@@ -10,8 +10,9 @@ from omnilm.manifest import base_model_of, fingerprint, sha256_file, write_manif
 from omnilm.paths import adapter_dir, cpt_data_dir, display, quantized_dir, resolve, sft_data_dir
 from omnilm.training.callback import EarlyStopping, StopTraining
 from omnilm.training.data import Rows, epoch_batches, load_split, validation_groups
-from omnilm.training.distillation import distill_loss, replay_teacher, with_teacher
+from omnilm.training.distillation import replay_teacher, with_teacher
 from omnilm.training.frozen_init import freeze_first_ranks, init_shape_fits, load_under_new_ranks
+from omnilm.training.loss import head_split, make_loss
 from omnilm.training.report import plot_losses, replay_trend, summary_line, write_losses_csv
 
 
@@ -196,11 +197,12 @@ def set_up_run(kind, args):
     # before LoRA: the teacher is the base model that wrote the replay answers
     teacher = replay_teacher(model, train_set, k) if k else None
     teacher_seconds = time.perf_counter() - started
+    loss = make_loss(head_split(model))  # checked before LoRA's dropout can make two forwards differ
     attach_lora(model, num_layers, lora, init, model_dir, frozen)
     return SimpleNamespace(data=data, folder=folder, init=init, model_dir=model_dir, model_reason=model_reason,
                            model=model, tokenizer=tokenizer, num_layers=num_layers, lora=lora, frozen=frozen,
                            train_set=train_set, valid_set=valid_set, replay_k=k, teacher=teacher,
-                           teacher_seconds=teacher_seconds)
+                           teacher_seconds=teacher_seconds, loss=loss)
 
 
 def train_adapter(kind, args):
@@ -270,7 +272,8 @@ def train_adapter(kind, args):
     if bar is not None:
         bar.update(offset)
     callback = EarlyStopping(model, optimizer, folder, state, total, offset, args.patience, args.min_delta,
-                             rank=rank, bar=bar, groups=groups, batch_size=batch, max_seq_length=args.max_seq_length)
+                             rank=rank, bar=bar, groups=groups, batch_size=batch, max_seq_length=args.max_seq_length,
+                             loss=run.loss)
     training = TrainingArgs(batch_size=batch, iters=total - offset + 1, val_batches=-1,
                             steps_per_report=args.report_every or max(1, min(eval_every, 5, total - offset)),
                             steps_per_eval=eval_every,
@@ -280,11 +283,10 @@ def train_adapter(kind, args):
     # where the summary's tok/s and peak memory come from.
     # iters is one more than the steps left: mlx-lm evaluates at its last iteration
     # *before* stepping, so the evaluation that ends the run sees the final weights.
-    extend = (lambda batch, lengths: with_teacher(batch, lengths, teacher, k)) if teacher else None
+    extend = (lambda *batch: with_teacher(*batch, teacher, k)) if teacher else None
     try:
         train(model, optimizer, train_set, Rows(valid_set, [0]), args=training,
-              training_callback=callback,
-              **({"loss": distill_loss} if teacher else {}),
+              training_callback=callback, loss=run.loss,
               iterate_batches=epoch_batches(args.seed, skip=offset, on_step=bar.update if bar else None,
                                             extend=extend))
         stop = "finished"

@@ -1,0 +1,91 @@
+"""The training loss, computed at the positions that carry loss only.
+
+mlx-lm's loss takes the vocabulary-wide log-sum-exp at every position of the batch
+and masks most of them away afterwards: an SFT batch's prompts and padding, which
+on the demo are about two thirds of its tokens. On a CPU mlx's exp is a scalar loop
+(about 14 ns an element on the 2-core EPYC), so that log-sum-exp over 49,152 tokens
+(200,704 on HyperCLOVAX-SEED) costs more than the matmuls of the head. Here the
+batch brings the flat indices of its loss positions (computed with numpy when the
+batch is made), the model runs up to its last hidden state, and the head and the
+log-sum-exp run on those rows only, once each (the replay rows' distillation reuses
+the same log-sum-exp). Same loss to float rounding; on the demo's SFT data 30 steps
+took 0.61x the time at the same padding (benchmarks/sft_step_profile.py
+--compare-pad-to 8)."""
+from omnilm.training.data import PAD_TO
+
+
+def loss_positions(lengths, width, multiple=PAD_TO):
+    """Flat indices (row * width + target position) of the targets that carry loss, as
+    mlx-lm's mask picks them (1-based step s counts when start <= s <= end), padded
+    with -1 to a multiple of `multiple` so that few array shapes need compiling."""
+    import mlx.core as mx
+    import numpy as np
+
+    spans = np.array(lengths)
+    steps = np.arange(1, width + 1)
+    mask = (steps >= spans[:, 0:1]) & (steps <= spans[:, 1:2])
+    flat = np.flatnonzero(mask)
+    padded = np.full(-(-len(flat) // multiple) * multiple or multiple, -1, np.int32)
+    padded[:len(flat)] = flat
+    return mx.array(padded)
+
+
+def with_positions(batch, lengths):
+    """A (batch, lengths) pair as the loss takes it: (batch, lengths, positions)."""
+    return batch, lengths, loss_positions(lengths, batch.shape[1] - 1)
+
+
+def head_split(model):
+    """(trunk, head) where the model's logits are head(trunk(inputs)), checked on a short
+    input, else None. With the split the head runs at the loss positions only; a model
+    that does more after its head (a logit soft-cap, a scale) keeps full logits. Call it
+    before LoRA dropout can make two forwards differ."""
+    import mlx.core as mx
+
+    trunk = getattr(model, "model", None)
+    head = getattr(model, "lm_head", None)
+    if head is None and trunk is not None and hasattr(getattr(trunk, "embed_tokens", None), "as_linear"):
+        head = trunk.embed_tokens.as_linear  # tied embeddings
+    if not (callable(trunk) and callable(head)):
+        return None
+    probe = mx.array([[1, 2, 3, 4, 5]])
+    try:
+        whole, split = model(probe), head(trunk(probe))
+        same = whole.shape == split.shape and mx.allclose(whole, split, rtol=1e-3, atol=1e-3).item()
+    except Exception:  # an architecture whose trunk needs more than the tokens
+        return None
+    return (trunk, head) if same else None
+
+
+def logits_at(model, split, inputs, at):
+    """Logits [len(at), vocabulary] at the flat positions `at` of inputs [rows, width]:
+    the head on those hidden states only when `split` (head_split) allows it."""
+    if split is None:
+        logits = model(inputs)
+        return logits.reshape(-1, logits.shape[-1])[at]
+    trunk, head = split
+    hidden = trunk(inputs)
+    return head(hidden.reshape(-1, hidden.shape[-1])[at])
+
+
+def make_loss(split):
+    """loss(model, batch, lengths, positions, ids=None, probs=None) -> (mean loss, tokens),
+    mlx-lm's loss contract. ids/probs [positions, k]: where a position's teacher
+    probabilities sum above 0 (replay rows) its loss is the cross-entropy to the
+    teacher's top-k distribution, elsewhere to the next token."""
+    def loss(model, batch, lengths, positions, ids=None, probs=None):
+        import mlx.core as mx
+
+        inputs, targets = batch[:, :-1], batch[:, 1:]
+        counted = positions >= 0
+        at = mx.maximum(positions, 0)  # padding indices read position 0 and weigh nothing
+        logits = logits_at(model, split, inputs, at)
+        lse = mx.logsumexp(logits, axis=-1, keepdims=True)
+        ce = (lse - mx.take_along_axis(logits, targets.reshape(-1)[at][:, None], axis=-1))[:, 0]
+        if ids is not None:  # log-probabilities of the k ids only: no second vocabulary-wide array
+            soft = -((mx.take_along_axis(logits, ids, axis=-1) - lse).astype(mx.float32) * probs).sum(axis=-1)
+            ce = mx.where(probs.sum(axis=-1) > 0, soft, ce)
+        ntoks = counted.sum()
+        return (ce * counted).astype(mx.float32).sum() / ntoks, ntoks
+
+    return loss
