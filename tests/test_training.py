@@ -388,6 +388,27 @@ def test_the_loss_at_the_loss_positions_is_mlx_lms_loss(tiny_model, tmp_path):
     assert loss_positions(mx.array([[2, 3], [1, 4]]), 5).tolist() == [1, 2, 5, 6, 7, 8, -1, -1]
 
 
+def test_the_demo_model_and_a_tied_model_split_at_their_head(demo_text_model):
+    """The split must hold for the demo model and for a model whose head is its embedding
+    matrix (tied), or their training silently falls back to full logits."""
+    import mlx.core as mx
+    from mlx_lm.models import llama
+
+    from omnilm.chat import load_model
+    from omnilm.training import head_split
+
+    model, _ = load_model(demo_text_model)
+    trunk, head = head_split(model)
+    assert trunk is model.model and head is model.lm_head
+    tied = llama.Model(llama.ModelArgs.from_dict({
+        "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 100, "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": True}))
+    mx.eval(tied.parameters())
+    trunk, head = head_split(tied)
+    assert trunk is tied.model and "lm_head" not in tied and head.__self__ is tied.model.embed_tokens
+
+
 def test_batches_end_at_the_longest_row_rounded_to_pad_to_with_the_same_loss(tiny_model, tmp_path):
     """Training and validation batches are cut to the longest row rounded up to PAD_TO
     tokens instead of mlx-lm's 32; the cut columns were padding, so the batch is
