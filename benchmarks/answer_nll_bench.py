@@ -23,7 +23,7 @@ from omnilm.benchmark_report import machine_line
 from omnilm.config import make_parser
 from omnilm.errors import run_main
 from omnilm.evaluation import (NLL_BATCH_TOKENS, answer_ids, answer_nlls, asked, default_stages, fuse_lora,
-                               load_questions, parse_stage, plan_runs)
+                               load_questions, nll_batches, parse_stage, plan_runs)
 from omnilm.paths import REPO_DIR, display, resolve, results_dir
 from omnilm.runtime import machine_summary
 
@@ -34,19 +34,12 @@ def full_logit_nlls(model, tokenizer, pairs, batch_tokens=NLL_BATCH_TOKENS):
     import mlx.nn as nn
 
     seqs = [answer_ids(tokenizer, q, r) for q, r in pairs]
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
-    out, start = [None] * len(seqs), 0
-    while start < len(order):
-        width, end = len(seqs[order[start]][0]), start + 1
-        while end < len(order) and (end - start + 1) * len(seqs[order[end]][0]) <= batch_tokens:
-            width, end = len(seqs[order[end]][0]), end + 1
-        rows = order[start:end]
-        batch = mx.array([seqs[i][0] + [tokenizer.eos_token_id] * (width - len(seqs[i][0])) for i in rows])
+    out = [None] * len(seqs)
+    for rows, batch in nll_batches(seqs, tokenizer.eos_token_id, batch_tokens):
         losses = nn.losses.cross_entropy(model(batch[:, :-1]).astype(mx.float32), batch[:, 1:], reduction="none")
         for row, i in enumerate(rows):
             ids, prompt_len = seqs[i]
             out[i] = float(losses[row, prompt_len - 1:len(ids) - 1].mean())
-        start = end
     return out
 
 

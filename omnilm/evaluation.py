@@ -126,6 +126,22 @@ def answer_ids(tokenizer, question, reference):
     return ids + [tokenizer.eos_token_id], len(prompt_ids)
 
 
+def nll_batches(seqs, pad_id, batch_tokens=NLL_BATCH_TOKENS):
+    """(row indices, right-padded batch) for sequences [(ids, prompt length)]: rows of
+    similar length together, shortest first, up to `batch_tokens` tokens a batch."""
+    import mlx.core as mx
+
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
+    start = 0
+    while start < len(order):
+        width, end = len(seqs[order[start]][0]), start + 1
+        while end < len(order) and (end - start + 1) * len(seqs[order[end]][0]) <= batch_tokens:
+            width, end = len(seqs[order[end]][0]), end + 1
+        rows = order[start:end]
+        yield rows, mx.array([seqs[i][0] + [pad_id] * (width - len(seqs[i][0])) for i in rows])
+        start = end
+
+
 def answer_nlls(model, tokenizer, pairs, batch_tokens=NLL_BATCH_TOKENS):
     """Mean negative log-likelihood per token of each reference (and the end of turn)
     as the answer to its question, for [(question, reference)]. Sequences of similar
@@ -140,16 +156,11 @@ def answer_nlls(model, tokenizer, pairs, batch_tokens=NLL_BATCH_TOKENS):
 
     split = head_split(model)
     seqs = [answer_ids(tokenizer, q, r) for q, r in pairs]
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
-    out, start = [None] * len(seqs), 0
-    while start < len(order):
-        width, end = len(seqs[order[start]][0]), start + 1
-        while end < len(order) and (end - start + 1) * len(seqs[order[end]][0]) <= batch_tokens:
-            width, end = len(seqs[order[end]][0]), end + 1
-        rows = order[start:end]
-        batch = mx.array([seqs[i][0] + [tokenizer.eos_token_id] * (width - len(seqs[i][0])) for i in rows])
-        spans = [range(row * (width - 1) + seqs[i][1] - 1, row * (width - 1) + len(seqs[i][0]) - 1)
-                 for row, i in enumerate(rows)]  # the answer's targets, flat in [rows, width - 1]
+    out = [None] * len(seqs)
+    for rows, batch in nll_batches(seqs, tokenizer.eos_token_id, batch_tokens):
+        width = batch.shape[1] - 1
+        spans = [range(row * width + seqs[i][1] - 1, row * width + len(seqs[i][0]) - 1)
+                 for row, i in enumerate(rows)]  # the answer's targets, flat in [rows, width]
         at = mx.array([p for span in spans for p in span])
         logits = logits_at(model, split, batch[:, :-1], at).astype(mx.float32)
         targets = batch[:, 1:].reshape(-1)[at]
@@ -158,7 +169,6 @@ def answer_nlls(model, tokenizer, pairs, batch_tokens=NLL_BATCH_TOKENS):
         for span, i in zip(spans, rows):
             out[i] = float(nll[done:done + len(span)].mean())
             done += len(span)
-        start = end
     return out
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omnilm import adapters as af
 from omnilm.training.data import epoch_batches, every_row_batches
+from omnilm.training.loss import loss_positions
 from omnilm.training.report import write_losses_csv
 
 
@@ -16,8 +17,7 @@ def loss_tokens(dataset, batch_size, max_seq_length):
 
     count = 0
     for batch, lengths in every_row_batches(dataset, batch_size, max_seq_length, comm_group=mx.distributed.init()):
-        steps = mx.arange(1, batch.shape[1])  # the targets' positions, as mlx-lm's loss masks them
-        count += int(mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:]).sum().item())
+        count += int((loss_positions(lengths, batch.shape[1] - 1) >= 0).sum().item())  # the loss's own positions
     return int(mx.distributed.all_sum(mx.array(count), stream=mx.cpu).item())
 
 
