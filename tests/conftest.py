@@ -1,10 +1,20 @@
 """Shared fixtures: the real demo model (built once, cached) and tiny models built here."""
+import fcntl
 import json
+import os
 import shutil
 from pathlib import Path
 
-import omnilm  # noqa: F401  (fast BLAS before mlx, as in every script)
-import pytest
+# run_tests.sh runs the tests in parallel workers (pytest-xdist): each worker, and the
+# stage processes its tests start, gets its share of the cores for OpenBLAS, which
+# reads this when omnilm loads it below. With a thread per core each, the workers'
+# BLAS threads fight over the same cores.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+import omnilm  # noqa: E402,F401  (fast BLAS before mlx, as in every script)
+import pytest  # noqa: E402
 
 from omnilm.atomic import staged_dir
 from omnilm.demo_omni import build_demo_omni
@@ -26,11 +36,24 @@ def _stamp():
 def _cached(name, build):
     folder = CACHE / name
     stamp = folder / ".stamp"
-    if not (stamp.exists() and stamp.read_text() == _stamp()):
-        with staged_dir(folder, force=True) as tmp:
-            build(tmp)
-            (tmp / ".stamp").write_text(_stamp())
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel workers: one builds, the others wait and reuse
+        if not (stamp.exists() and stamp.read_text() == _stamp()):
+            with staged_dir(folder, force=True) as tmp:
+                build(tmp)
+                (tmp / ".stamp").write_text(_stamp())
     return folder
+
+
+def pytest_collection_modifyitems(items):
+    """The tests marked slow go first, longest first, so the parallel workers never end
+    with one of them left running alone (the rest keep their order)."""
+    def seconds(item):
+        mark = item.get_closest_marker("slow")
+        return mark.kwargs.get("seconds", 10) if mark else 0
+
+    items.sort(key=seconds, reverse=True)
 
 
 @pytest.fixture(scope="session")

@@ -29,9 +29,9 @@ try:
 except ImportError:
     webdriver = None
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow(seconds=18), pytest.mark.skipif(
     webdriver is None or not CHROMIUM or not DRIVER,
-    reason="needs selenium (pip) and Debian's chromium + chromium-driver (apt); ./run_tests.sh installs them as root")
+    reason="needs selenium (pip) and Debian's chromium + chromium-driver (apt); ./run_tests.sh installs them as root")]
 
 
 def free_port():
@@ -222,8 +222,11 @@ def test_a_chat_survives_an_app_restart(chat_project, browser, tmp_path):
         wait_for(browser, lambda d: d.find_elements(By.XPATH, "//*[@data-testid='stSidebar']//*[@data-testid="
                                                               "'stDownloadButton']//button[contains(., 'Markdown')]"),
                  30, "the Markdown button")[0].click()
-        saved = wait_for(browser, lambda d: list(tmp_path.glob("chat-*.md")), 20, "the Markdown file")[0]
-        assert question in saved.read_text() and rows[0]["answer"].strip() in saved.read_text()
+        # Chromium reserves the file's name empty and fills it when the download ends
+        saved = wait_for(browser, lambda d: [f.read_text() for f in tmp_path.glob("chat-*.md")
+                                             if not list(tmp_path.glob("*.crdownload")) and f.stat().st_size], 20,
+                         "the Markdown file")[0]
+        assert question in saved and rows[0]["answer"].strip() in saved
     finally:
         stop_app(server)
 

@@ -25,6 +25,7 @@ def _writer(root, who, gate):
         chatlog.append_row({"model": who, "prompt": f"{who}-log-{i}"})
 
 
+@pytest.mark.slow
 def test_eight_writer_processes_lose_nothing(project_root):
     ctx = multiprocessing.get_context("spawn")  # real separate processes, as separate app servers are
     gate = ctx.Barrier(WRITERS)

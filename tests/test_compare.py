@@ -42,6 +42,7 @@ def two_adapters(demo_text_model, tmp_path_factory):
             make_lora_adapter(demo_text_model, folder / "b-sft", num_layers=4, rank=8, scale=20.0, seed=1))
 
 
+@pytest.mark.slow
 def test_switching_gives_what_a_fresh_load_gives(demo_text_model, two_adapters):
     a, b = two_adapters
     model, tokenizer = load_model(demo_text_model)

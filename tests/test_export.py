@@ -36,6 +36,7 @@ def greedy_tokens(model_dir, adapter=None, max_tokens=12):
     return [r.token for r in stream_generate(model, tokenizer, prompt, max_tokens=max_tokens)]
 
 
+@pytest.mark.slow
 def test_fused_demo_model_answers_like_base_plus_adapter(project_root, demo_text_model):
     """With no options: the demo's SFT adapter (here an untrained one that changes the
     answers) fused into the base its manifest names, into models/<base>-<adapter>."""

@@ -107,6 +107,7 @@ def test_hf_shard_selection_skips_vision_audio_shards():
     assert shards == [f"model-{i:05d}-of-00010.safetensors" for i in range(3, 11)]
 
 
+@pytest.mark.slow
 def test_demo_extracted_model_matches_gguf_and_answers(demo_omni_model, demo_text_model):
     from mlx_lm import generate, load
 

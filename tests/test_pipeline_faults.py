@@ -57,6 +57,7 @@ def _tail(log, n=4000):
     return log.read()[-n:]
 
 
+@pytest.mark.slow(seconds=170)
 def test_killed_twice_then_finished(project_root, tmp_path):
     config = tmp_path / "fast.yaml"
     config.write_text(FAST)

@@ -156,6 +156,7 @@ def cpt_command(model, data, adapter, *extra):
             "--eval-every", "2", "--patience", "100", *extra]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_where_it_stopped_and_ends_as_if_never_stopped(tiny_model, project_root):
     import mlx.core as mx
 

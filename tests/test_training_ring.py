@@ -14,6 +14,7 @@ LAUNCH = Path(sys.executable).with_name("mlx.launch")
 
 @pytest.mark.skipif(not LAUNCH.exists() and not shutil.which("mlx.launch"),
                     reason="mlx.launch is not installed with this mlx")
+@pytest.mark.slow
 def test_two_ring_processes_train_one_adapter_written_once(tiny_model, project_root):
     data = project_root / "data" / "cpt" / "paper"
     data.mkdir(parents=True)
