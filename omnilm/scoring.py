@@ -1,8 +1,8 @@
 """Automatic verdicts: does an answer contain every key fact (in any accepted wording)?
 
 A key fact is a list of accepted variants; an answer is correct when each fact is
-found as whole words after normalization and not negated right before it
-("not X", "is no X")."""
+found as whole words after normalization and not negated right before it, in the
+same clause ("not X", "is no X"; "Without PCW, in 3 of 5 runs" does not negate "3 of 5")."""
 import re
 import unicodedata
 
@@ -21,13 +21,32 @@ def normalize(text):
     return " ".join(text.split())
 
 
-def find_fact(answer_words, variant):
-    """Index where `variant` starts in the answer as whole words and unnegated, else None."""
+# where a clause ends: a negation before it does not reach past it (not a decimal
+# point, not a thousands comma)
+CLAUSE_END = re.compile(r"[;:!?]|,(?!\d{3}\b)|\.(?!\d)")
+
+
+def clause_words(answer):
+    """The answer's normalized words, and the clause each one is in."""
+    words, clauses = [], []
+    for n, clause in enumerate(CLAUSE_END.split(answer)):
+        part = normalize(clause).split()
+        words += part
+        clauses += [n] * len(part)
+    return words, clauses
+
+
+def find_fact(answer_words, clauses, variant):
+    """Index where `variant` starts in the answer as whole words and unnegated, else None.
+    clauses: the clause of each word (clause_words); a negation counts in the fact's own
+    clause only."""
     target = normalize(variant).split()
     n = len(target)
     for i in range(len(answer_words) - n + 1):
         if answer_words[i:i + n] == target:
-            before = answer_words[max(0, i - NEGATION_WINDOW):i]
+            start = max(0, i - NEGATION_WINDOW)
+            before = [w for j, w in enumerate(answer_words[start:i], start)
+                      if clauses[j] == clauses[i]]
             if not NEGATIONS.intersection(before):
                 return i
     return None
@@ -35,9 +54,9 @@ def find_fact(answer_words, variant):
 
 def score_answer(answer, key_facts):
     """(correct, facts found, facts missing). key_facts: [[variant, ...], ...]."""
-    words = normalize(answer).split()
+    words, clauses = clause_words(answer)
     found, missing = [], []
     for variants in key_facts:
-        hit = next((v for v in variants if find_fact(words, v) is not None), None)
+        hit = next((v for v in variants if find_fact(words, clauses, v) is not None), None)
         (found if hit else missing).append(hit or variants[0])
     return (not missing and bool(key_facts)), found, missing

@@ -41,6 +41,18 @@ def test_negation_only_right_before_the_fact():
     assert not score_answer("The capital is not Paris.", facts)[0]
 
 
+def test_a_negation_does_not_reach_into_the_next_clause():
+    runs = [["3 of 5"]]
+    # the SFT model's real answer to a held-out question, once scored wrong: "Without" is PCW's
+    assert score_answer("Without PCW, in 3 of 5 runs, joint training collapsed.", runs)[0]
+    assert score_answer("No, it collapsed in 3 of 5 runs.", runs)[0]
+    assert not score_answer("Without PCW it did not collapse in 3 of 5 runs.", runs)[0]
+    assert not score_answer("It was never 3 of 5; it was 2.", runs)[0]
+    # numbers keep their decimal points and thousands separators inside one clause
+    assert not score_answer("It is not 12,000 papers.", [["12000"]])[0]
+    assert not score_answer("It is not 38.5 percent.", [["38.5 percent"]])[0]
+
+
 def test_no_key_facts_is_never_correct():
     assert score_answer("anything", [])[0] is False
 
