@@ -222,7 +222,7 @@ def test_a_chat_survives_an_app_restart(chat_project, browser, tmp_path):
         wait_for(browser, lambda d: d.find_elements(By.XPATH, "//*[@data-testid='stSidebar']//*[@data-testid="
                                                               "'stDownloadButton']//button[contains(., 'Markdown')]"),
                  30, "the Markdown button")[0].click()
-        # Chromium reserves the file's name empty and fills it when the download ends
+        # seen under load: the file already there but still empty; wait until it is written
         saved = wait_for(browser, lambda d: [f.read_text() for f in tmp_path.glob("chat-*.md")
                                              if not list(tmp_path.glob("*.crdownload")) and f.stat().st_size], 20,
                          "the Markdown file")[0]
