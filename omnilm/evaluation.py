@@ -152,7 +152,7 @@ def answer_nlls(model, tokenizer, pairs, batch_tokens=NLL_BATCH_TOKENS):
     import mlx.core as mx
     import numpy as np
 
-    from omnilm.training.loss import head_split, logits_at
+    from omnilm.training.loss import head_split, logits_at, token_nll
 
     split = head_split(model)
     seqs = [answer_ids(tokenizer, q, r) for q, r in pairs]
@@ -164,7 +164,7 @@ def answer_nlls(model, tokenizer, pairs, batch_tokens=NLL_BATCH_TOKENS):
         at = mx.array([p for span in spans for p in span])
         logits = logits_at(model, split, batch[:, :-1], at).astype(mx.float32)
         targets = batch[:, 1:].reshape(-1)[at]
-        nll = np.array(mx.logsumexp(logits, axis=-1) - mx.take_along_axis(logits, targets[:, None], axis=-1)[:, 0])
+        nll = np.array(token_nll(logits, targets)[0])
         done = 0
         for span, i in zip(spans, rows):
             out[i] = float(nll[done:done + len(span)].mean())

@@ -69,6 +69,15 @@ def logits_at(model, split, inputs, at):
     return head(hidden.reshape(-1, hidden.shape[-1])[at])
 
 
+def token_nll(logits, targets):
+    """(-log p(target), log-sum-exp) for logits [n, vocabulary] and targets [n]: one
+    vocabulary-wide log-sum-exp, which distillation reuses."""
+    import mlx.core as mx
+
+    lse = mx.logsumexp(logits, axis=-1, keepdims=True)
+    return (lse - mx.take_along_axis(logits, targets[:, None], axis=-1))[:, 0], lse
+
+
 def make_loss(split):
     """loss(model, batch, lengths, positions, ids=None, probs=None) -> (mean loss, tokens),
     mlx-lm's loss contract. ids/probs [positions, k]: where a position's teacher
@@ -81,8 +90,7 @@ def make_loss(split):
         counted = positions >= 0
         at = mx.maximum(positions, 0)  # padding indices read position 0 and weigh nothing
         logits = logits_at(model, split, inputs, at)
-        lse = mx.logsumexp(logits, axis=-1, keepdims=True)
-        ce = (lse - mx.take_along_axis(logits, targets.reshape(-1)[at][:, None], axis=-1))[:, 0]
+        ce, lse = token_nll(logits, targets.reshape(-1)[at])
         if ids is not None:  # log-probabilities of the k ids only: no second vocabulary-wide array
             soft = -((mx.take_along_axis(logits, ids, axis=-1) - lse).astype(mx.float32) * probs).sum(axis=-1)
             ce = mx.where(probs.sum(axis=-1) > 0, soft, ce)
