@@ -62,10 +62,13 @@ class GenerationRun:
         return self.generated_tokens / self.seconds if self.seconds else 0.0
 
 
-def generate_batched(model, tokenizer, prompts, max_tokens=96, batch_size=16, temp=0.0, seed=0, bar=None):
+def generate_batched(model, tokenizer, prompts, max_tokens=96, batch_size=16, temp=0.0, seed=0, bar=None,
+                     enough=None):
     """Every prompt (a string, or its token ids when the caller built them) through
     mlx-lm's BatchGenerator (continuous batching); `bar` ticks once per finished
-    prompt. Greedy by default; temp > 0 samples with `seed`."""
+    prompt. Greedy by default; temp > 0 samples with `seed`. `enough(text)`, when
+    given, ends a prompt's generation as soon as it is true of the text so far, which
+    then counts as cut by the limit (truncated)."""
     import mlx.core as mx
     from mlx_lm.generate import BatchGenerator
     from mlx_lm.sample_utils import make_sampler
@@ -85,10 +88,13 @@ def generate_batched(model, tokenizer, prompts, max_tokens=96, batch_size=16, te
                 for r in responses:
                     if r.finish_reason != "stop":
                         tokens[r.uid].append(r.token)
-                    if r.finish_reason is not None:
+                    if r.finish_reason is None and enough and enough(tokenizer.decode(tokens[r.uid])):
+                        gen.remove([r.uid])
+                        finish[r.uid] = "length"
+                    elif r.finish_reason is not None:
                         finish[r.uid] = r.finish_reason
-                        if bar is not None:
-                            bar.update(1)
+                    if r.uid in finish and bar is not None:
+                        bar.update(1)
     finally:
         gen.close()
     seconds = time.perf_counter() - started

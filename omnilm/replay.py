@@ -72,10 +72,9 @@ def select_answers(questions, texts, truncated):
     kept, dropped = [], []
     for q, text, cut in zip(questions, texts, truncated):
         full = normalize_text(split_reasoning(text)[0])
-        answer = full
-        if cut or len(full.split()) > MAX_WORDS:
-            answer = leading_sentences(full, MAX_WORDS, finished_only=cut)
-        reason = ("truncated" if cut else "long") if not answer else check_length(q, answer) or check_leakage(q, answer)
+        too_long = len(full.split()) > MAX_WORDS  # "long" even when the token limit cut it after that
+        answer = leading_sentences(full, MAX_WORDS, finished_only=cut) if cut or too_long else full
+        reason = ("long" if too_long else "truncated") if not answer else check_length(q, answer) or check_leakage(q, answer)
         if reason:
             dropped.append({"question": q, "answer": full, "reason": reason})
         else:
@@ -83,14 +82,25 @@ def select_answers(questions, texts, truncated):
     return kept, dropped
 
 
+def past_max_words(text):
+    """True once an answer's first sentences that select_answers keeps are settled: it
+    has more than MAX_WORDS words, so no later word can join them (the sentence running
+    past the limit is never kept). Generation can stop there: a greedy answer's prefix
+    is the answer's own start, and it is treated as cut, which changes nothing, since
+    the sentence the cut falls in is the one running past the limit."""
+    return len(normalize_text(split_reasoning(text)[0]).split()) > MAX_WORDS
+
+
 def generate_replay(model, tokenizer, questions, max_tokens=64, batch_size=16, bar=None):
     """GenerationRun: greedy answers, batched, each prompt tokenized exactly as it
-    appears inside a training example (see chat.prompt_ids)."""
+    appears inside a training example (see chat.prompt_ids), each ended as soon as
+    what select_answers keeps of it is settled (past_max_words)."""
     from omnilm.chat import prompt_ids
     from omnilm.qa_generation import generate_batched
 
     prompts = [prompt_ids(tokenizer, [{"role": "user", "content": q}]) for q in questions]
-    return generate_batched(model, tokenizer, prompts, max_tokens=max_tokens, batch_size=batch_size, bar=bar)
+    return generate_batched(model, tokenizer, prompts, max_tokens=max_tokens, batch_size=batch_size, bar=bar,
+                            enough=past_max_words)
 
 
 def replay_texts(tokenizer, pairs, max_tokens, rows=None, seed=0):

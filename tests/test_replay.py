@@ -3,8 +3,8 @@ import pytest
 
 from omnilm.errors import UserError
 from omnilm.paths import REPLAY_QUESTIONS, REPO_DIR
-from omnilm.replay import (MAX_PASSES, generate_replay, load_replay_questions, replay_count, replay_texts,
-                           select_answers, split_replay)
+from omnilm.replay import (MAX_PASSES, MAX_WORDS, generate_replay, load_replay_questions, past_max_words,
+                           replay_count, replay_texts, select_answers, split_replay)
 from omnilm.sft_data import load_eval_questions
 
 CONTROL = ["What is the capital of France?", "How many days are there in a week?"]
@@ -44,6 +44,31 @@ def test_long_or_cut_answers_keep_their_first_whole_sentences():
         {"question": "What is rain?", "answer": "Rain is water that falls from clouds. 비는 하늘에서 내린다.",
          "shortened": True}]
     assert dropped == [{"question": "What is salt?", "answer": texts[2], "reason": "long"}]
+
+
+def test_generation_may_stop_once_the_kept_sentences_are_settled():
+    # the answer kept from the text up to where past_max_words first holds, treated as
+    # cut, is the one kept from the whole text: whichever character a token ends on
+    rambling = " ".join(["It also has many other uses in daily life."] * 3)
+    cases = [(f"Water is a clear liquid. {rambling}", False),
+             ("The speed is 3.5 km per hour, e.g. on a flat road. Dr. Smith walks at 4.2 km per hour. "
+              "So he walks faster than most people do on roads.", False),
+             ("Rain falls.\n\nIt comes from clouds that hold water. Clouds form when warm air rises and cools, "
+              "and then", True),
+             ("Salt is " + "a very common and useful and cheap " * 4 + "mineral.", False),
+             ("A river is a stream of water. It ends in the sea.", True)]  # short: never stops early
+    for text, cut in cases:
+        question = ["What is it?"]
+        stops = [n for n in range(1, len(text) + 1) if past_max_words(text[:n])]
+        if len(text.split()) <= MAX_WORDS:
+            assert not stops
+            continue
+        prefix = text[:stops[0]]
+        assert len(prefix.split()) == MAX_WORDS + 1  # the first character of the word past the limit
+        kept, dropped = select_answers(question, [text], [cut])
+        kept_early, dropped_early = select_answers(question, [prefix], [True])
+        assert kept_early == kept and [d["reason"] for d in dropped_early] == [d["reason"] for d in dropped]
+    assert not past_max_words("<think>" + "word " * 40)  # reasoning is not the answer
 
 
 def test_question_list_skips_control_questions_and_repeats(tmp_path):
@@ -130,3 +155,21 @@ def test_generation_keeps_the_real_model_answer(demo_text_model):
     assert run.truncated == [False, True] and "Rome" in kept[0]["answer"]
     # the cut answer survives only as whole sentences the model finished
     assert all(k["answer"].endswith(".") and k["answer"] in run.texts[1] for k in kept[1:])
+
+
+def test_generation_stops_early_and_keeps_the_same_answers(demo_text_model):
+    from omnilm.chat import load_model, prompt_ids
+    from omnilm.qa_generation import generate_batched
+
+    model, tok = load_model(demo_text_model)
+    questions = ["Why do we need water?", "What is photosynthesis?", "How do airplanes fly?",
+                 "What is the capital of Italy?"]
+    run = generate_replay(model, tok, questions, max_tokens=64)
+    prompts = [prompt_ids(tok, [{"role": "user", "content": q}]) for q in questions]
+    whole = generate_batched(model, tok, prompts, max_tokens=64)  # every answer to its end or the limit
+    assert select_answers(questions, run.texts, run.truncated)[0] == select_answers(questions, whole.texts,
+                                                                                     whole.truncated)[0]
+    assert [w.startswith(t) for w, t in zip(whole.texts, run.texts)] == [True] * 4  # prefixes of the same answers
+    stopped = [t != w for t, w in zip(run.texts, whole.texts)]
+    assert any(stopped) and run.generated_tokens < whole.generated_tokens
+    assert all(len(t.split()) == MAX_WORDS + 1 for t, s in zip(run.texts, stopped) if s)
