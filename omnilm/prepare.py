@@ -18,7 +18,7 @@ from omnilm.manifest import fingerprint, write_manifest
 from omnilm.paths import cpt_data_dir, data_dir, display, models_dir, optional_file, paper_stem, resolve
 from omnilm.pdf_text import clean_pages, extract_pages, list_pdfs
 from omnilm.progress import bar
-from omnilm.replay import (REPLAY_FILE, generate_replay, load_replay_questions, pack_texts, replay_texts,
+from omnilm.replay import (MAX_WORDS, REPLAY_FILE, generate_replay, load_replay_questions, pack_texts, replay_texts,
                            select_answers, share_count)
 from omnilm.sft_data import load_golden
 
@@ -111,7 +111,8 @@ def _attach(facts, kept, dropped, source):
 def replay_pairs(args, model):
     """(kept, metrics, generation figures): the model's own answers to general questions.
     Greedy answers are deterministic, so the raw generations are cached under
-    data/cache/replay/ by the model's fingerprint, the questions and the token limit;
+    data/cache/replay/ by the model's fingerprint, the questions, the token limit and
+    the word limit they stop past;
     which answers are kept is decided afresh, so a change of the filters needs no rerun."""
     from omnilm.chat import load_model
     from omnilm.sft_data import load_eval_questions
@@ -120,7 +121,8 @@ def replay_pairs(args, model):
     control = load_eval_questions(eval_path, "control") if eval_path.is_file() else []
     questions, skipped = load_replay_questions(resolve(args.replay_questions), control)
     questions = questions[:args.replay]
-    key = hashlib.sha256(json.dumps(["raw", fingerprint(model), questions, args.replay_max_tokens],
+    # generations stop past MAX_WORDS words (past_max_words), so it is part of what they depend on
+    key = hashlib.sha256(json.dumps(["raw", fingerprint(model), questions, args.replay_max_tokens, MAX_WORDS],
                                     sort_keys=True).encode()).hexdigest()[:20]
     cache = data_dir() / "cache" / "replay" / f"{key}.json"
     if cache.is_file():
