@@ -27,13 +27,10 @@ from omnilm.runtime import machine_summary
 
 def both_ways(model, tokenizer, questions, max_tokens, first):
     """{way: GenerationRun}, `first` going first."""
-    from omnilm.chat import prompt_ids
-    from omnilm.qa_generation import generate_batched
     from omnilm.replay import generate_replay
 
-    prompts = [prompt_ids(tokenizer, [{"role": "user", "content": q}]) for q in questions]
     ways = {"stopped": lambda: generate_replay(model, tokenizer, questions, max_tokens),
-            "whole": lambda: generate_batched(model, tokenizer, prompts, max_tokens=max_tokens)}
+            "whole": lambda: generate_replay(model, tokenizer, questions, max_tokens, stop_when_settled=False)}
     order = [first] + [w for w in ways if w != first]
     return {way: ways[way]() for way in order}
 

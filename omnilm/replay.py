@@ -72,7 +72,7 @@ def select_answers(questions, texts, truncated):
     kept, dropped = [], []
     for q, text, cut in zip(questions, texts, truncated):
         full = normalize_text(split_reasoning(text)[0])
-        too_long = len(full.split()) > MAX_WORDS  # "long" even when the token limit cut it after that
+        too_long = past_max_words(full)  # "long" even when the token limit cut it after that
         answer = leading_sentences(full, MAX_WORDS, finished_only=cut) if cut or too_long else full
         reason = ("long" if too_long else "truncated") if not answer else check_length(q, answer) or check_leakage(q, answer)
         if reason:
@@ -83,7 +83,8 @@ def select_answers(questions, texts, truncated):
 
 
 def past_max_words(text):
-    """True once an answer's first sentences that select_answers keeps are settled: it
+    """True once an answer's first sentences that select_answers keeps are settled (and
+    what select_answers calls long): it
     has more than MAX_WORDS words, so no later word can join them (the sentence running
     past the limit is never kept). Generation can stop there: a greedy answer's prefix
     is the answer's own start, and it is treated as cut, which changes nothing, since
@@ -91,16 +92,18 @@ def past_max_words(text):
     return len(normalize_text(split_reasoning(text)[0]).split()) > MAX_WORDS
 
 
-def generate_replay(model, tokenizer, questions, max_tokens=64, batch_size=16, bar=None):
+def generate_replay(model, tokenizer, questions, max_tokens=64, batch_size=16, bar=None, stop_when_settled=True):
     """GenerationRun: greedy answers, batched, each prompt tokenized exactly as it
     appears inside a training example (see chat.prompt_ids), each ended as soon as
-    what select_answers keeps of it is settled (past_max_words)."""
+    what select_answers keeps of it is settled (past_max_words); stop_when_settled=False
+    lets every answer run to its end or the token limit (what the tests and
+    benchmarks/replay_stop_bench.py compare against)."""
     from omnilm.chat import prompt_ids
     from omnilm.qa_generation import generate_batched
 
     prompts = [prompt_ids(tokenizer, [{"role": "user", "content": q}]) for q in questions]
     return generate_batched(model, tokenizer, prompts, max_tokens=max_tokens, batch_size=batch_size, bar=bar,
-                            enough=past_max_words)
+                            enough=past_max_words if stop_when_settled else None)
 
 
 def replay_texts(tokenizer, pairs, max_tokens, rows=None, seed=0):

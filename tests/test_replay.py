@@ -158,15 +158,13 @@ def test_generation_keeps_the_real_model_answer(demo_text_model):
 
 
 def test_generation_stops_early_and_keeps_the_same_answers(demo_text_model):
-    from omnilm.chat import load_model, prompt_ids
-    from omnilm.qa_generation import generate_batched
+    from omnilm.chat import load_model
 
     model, tok = load_model(demo_text_model)
     questions = ["Why do we need water?", "What is photosynthesis?", "How do airplanes fly?",
                  "What is the capital of Italy?"]
     run = generate_replay(model, tok, questions, max_tokens=64)
-    prompts = [prompt_ids(tok, [{"role": "user", "content": q}]) for q in questions]
-    whole = generate_batched(model, tok, prompts, max_tokens=64)  # every answer to its end or the limit
+    whole = generate_replay(model, tok, questions, max_tokens=64, stop_when_settled=False)  # to the end or the limit
     assert select_answers(questions, run.texts, run.truncated)[0] == select_answers(questions, whole.texts,
                                                                                      whole.truncated)[0]
     assert [w.startswith(t) for w, t in zip(whole.texts, run.texts)] == [True] * 4  # prefixes of the same answers
