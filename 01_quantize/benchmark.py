@@ -5,6 +5,7 @@ Examples:
   python 01_quantize/benchmark.py --models models/demo-omni-Text models/demo-omni-Text-4bit --repeats 5
   python 01_quantize/benchmark.py --models models/My-Text models/My-Text-4bit \\
       --text-file data/cpt/my_paper/valid.jsonl --output results/my-benchmark
+  python 01_quantize/benchmark.py --force              # measure again, replacing results/benchmark/
 
 Each model runs in its own process (numbers never bleed from one into the next):
 load (repeated), a warm-up, then N repeats of a greedy generation (prompt tok/s,
@@ -31,7 +32,7 @@ def main():
     p.add_argument("--max-tokens", default=32, type=int, help="tokens generated per repeat")
     p.add_argument("--perplexity-tokens", default=1024, type=int, help="held-out tokens scored for perplexity, 0 to skip "
                    "(default 1024)")
-    args = parse_options(p, "benchmark")
+    args = parse_options(p, "benchmark", force="replace the results folder of an earlier run")
     run_benchmark(args)
 
 

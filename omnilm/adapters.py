@@ -7,7 +7,8 @@ Layout (`adapters/<stem>-cpt/`):
   losses.csv, losses.png     training and validation losses
   resume/                    checkpoint of the last evaluation: weights, optimizer
                              state, state.json (iteration, best loss, loss history)
-  manifest.json              written last, with "complete": true
+  manifest.json              written first (the folder is the project's from then on,
+                             see check_adapter_path), again last with "complete": true
 
 A folder without a complete manifest is an unfinished run: the next stage refuses
 it, and `--resume` continues it."""
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from omnilm.atomic import atomic_file, replace_dir, write_text_atomic
 from omnilm.errors import UserError
-from omnilm.manifest import MANIFEST, read_manifest
+from omnilm.manifest import MANIFEST, made_by_stage, read_manifest
 from omnilm.paths import display
 
 CONFIG = "adapter_config.json"
@@ -29,6 +30,7 @@ RESUME = "resume"
 STATE = "state.json"
 OPTIMIZER = "optimizer.safetensors"
 OWN_NAMES = (CONFIG, BEST, LAST, LOSSES_CSV, LOSSES_PNG, RESUME, MANIFEST)
+TRAINING_STAGES = ("cpt", "sft")
 
 
 def is_complete(folder):
@@ -81,21 +83,40 @@ def clear_folder(folder):
             p.unlink()
 
 
+def check_adapter_path(folder, what="--adapter-path", fix="pick another --adapter-path or empty it"):
+    """The folder a training run may write into: missing, empty, or made by a training
+    run of this project (its manifest.json names cpt or sft; a run interrupted before
+    that manifest was written first leaves its resume/state.json). A user's folder is
+    refused even with --force: clearing our file names there deleted their resume/,
+    manifest.json and losses.csv."""
+    folder = Path(folder)
+    if folder.name in ("", ".", ".."):
+        raise UserError(f"{what} {folder} does not name a folder of its own (its last part is "
+                        f"{folder.name!r}); give a folder name")
+    if not folder.exists() and not folder.is_symlink():
+        return folder
+    if folder.is_dir() and not folder.is_symlink():
+        state = read_checkpoint_state(folder)
+        if (not any(folder.iterdir()) or made_by_stage(folder) in TRAINING_STAGES
+                or (isinstance(state, dict) and "setup" in state)):
+            return folder
+    raise UserError(f"{what} {display(folder)} is not an adapter folder this project made (no {MANIFEST} "
+                    f"of a training run), so it is never replaced, even with --force; {fix}")
+
+
 def start_or_resume(folder, setup, resume=False, force=False, log=print):
     """Decide between a fresh run and continuing an interrupted one.
 
     Returns the saved state dict to continue from, or None for a fresh start (the
     folder is then emptied of our files). `setup` holds what must not change
     between the interrupted run and this one (model, data, LoRA shape, lr...)."""
-    folder = Path(folder)
+    folder = check_adapter_path(folder)
     if not folder.exists() or not any(folder.iterdir()):
         return None
-    ours = any((folder / n).exists() for n in OWN_NAMES)
     foreign = [p.name for p in folder.iterdir() if p.name not in OWN_NAMES and not p.name.startswith(".")]
-    if not ours or foreign:
-        if not force:
-            raise UserError(f"{display(folder)} already holds other files ({', '.join(foreign[:3]) or 'unknown'}); "
-                            "choose another --adapter-path")
+    if foreign and not force:  # ours, with files someone added: --force keeps them and clears only ours
+        raise UserError(f"{display(folder)} already holds other files ({', '.join(foreign[:3])}); "
+                        "choose another --adapter-path")
     if is_complete(folder):
         if not (resume or force):
             raise UserError(f"{display(folder)} already holds a finished adapter; pass --force to train it again")

@@ -18,13 +18,38 @@ def remove_stale_temps(final):
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def check_output(final, force=False, what="output", fix="pick another --output or empty it"):
+    """The one rule for replacing a folder: a missing or empty one is used; one this
+    project made (its manifest.json names a stage) is replaced with --force only;
+    anything else (a user's folder, a file) never, even with --force: a mistyped
+    --output must not delete someone's files. A name that is empty, '.' or '..'
+    would make the output its parent folder, so it is refused too."""
+    from omnilm.manifest import MANIFEST, made_by_stage
+    from omnilm.paths import display
+
+    final = Path(final)
+    if final.name in ("", ".", ".."):
+        raise UserError(f"{what} {final} does not name a folder of its own (its last part is "
+                        f"{final.name!r}); give a folder name")
+    if not final.exists() and not final.is_symlink():
+        return final
+    if not final.is_dir() or final.is_symlink():
+        raise UserError(f"{what} {display(final)} is not a folder this project made; {fix.replace('empty', 'remove')}")
+    if not any(final.iterdir()):
+        return final
+    if made_by_stage(final) is None:
+        raise UserError(f"{what} {display(final)} holds files this project did not make (no {MANIFEST} of a "
+                        f"stage), so it is never replaced, even with --force; {fix}")
+    if not force:
+        raise UserError(f"{what} {display(final)} already exists; pass --force to replace it")
+    return final
+
+
 @contextlib.contextmanager
 def staged_dir(final, force=False, what="output"):
-    """Yield a temporary folder; on success it replaces `final`, on any failure it
-    is deleted and `final` is left exactly as it was."""
-    final = Path(final)
-    if final.exists() and not force:
-        raise UserError(f"{what} {final} already exists; pass --force to replace it")
+    """Yield a temporary folder; on success it replaces `final` (see check_output for
+    when it may), on any failure it is deleted and `final` is left exactly as it was."""
+    final = check_output(final, force, what)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(final)
     tmp = _tmp_name(final)

@@ -234,9 +234,8 @@ def positive(name, value, allow_zero=False):
 
 def run_benchmark(args):
     """Stage 01's benchmark for resolved options (models, output, repeats, text_file,
-    prompt_tokens, max_tokens, perplexity_tokens); returns the results folder."""
-    from omnilm.atomic import staged_dir
-    from omnilm.atomic import write_csv_atomic
+    prompt_tokens, max_tokens, perplexity_tokens, force); returns the results folder."""
+    from omnilm.atomic import check_output, staged_dir, write_csv_atomic
     from omnilm.benchmark_report import CSV_COLUMNS, machine_line, markdown, plot, to_row
     from omnilm.manifest import fingerprint, write_manifest
     from omnilm.paths import resolve, results_dir
@@ -253,7 +252,9 @@ def run_benchmark(args):
         text_model_config(m)
     text_file = resolve(args.text_file) if args.text_file else default_text_file()
     text = read_text(text_file)
-    output = resolve(args.output) if args.output else results_dir() / "benchmark"
+    # like every stage's: only a results folder of its own is replaced, and only with --force
+    output = check_output(resolve(args.output) if args.output else results_dir() / "benchmark",
+                          getattr(args, "force", False), "results folder")
     machine = machine_summary()
     print(f"machine: {machine_line(machine)}")
     print(f"held-out text: {display(text_file)}; {len(models)} model(s), one process each")
@@ -276,7 +277,7 @@ def run_benchmark(args):
     if len(rows) > 1 and first["perplexity"] and last["perplexity"]:
         metrics["perplexity ratio last/first"] = round(last["perplexity"] / first["perplexity"], 3)
         metrics["peak memory ratio last/first"] = round(last["peak_memory_gb"] / first["peak_memory_gb"], 3)
-    with staged_dir(output, force=True, what="results folder") as tmp:  # results are always regenerated
+    with staged_dir(output, force=getattr(args, "force", False), what="results folder") as tmp:
         write_csv_atomic(tmp / "benchmark.csv", rows, CSV_COLUMNS)
         (tmp / "benchmark.md").write_text(table)
         (tmp / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -18,6 +18,7 @@ def find_inputs(args):
     """(adapter, model, output, model config, adapter config) for resolved options,
     every one checked; nothing is loaded or written yet."""
     from omnilm.adapters import read_adapter_config, require_finished_adapter
+    from omnilm.atomic import check_output
     from omnilm.manifest import base_model_of
     from omnilm.paths import adapter_dir, fused_model_dir, resolve
     from omnilm.quantize import text_model_config
@@ -43,8 +44,7 @@ def find_inputs(args):
     output = resolve(args.output) if args.output else fused_model_dir(model, adapter)
     if output.resolve() in (model.resolve(), adapter.resolve()):
         raise UserError("--output must differ from --model and --adapter")
-    if output.exists() and not args.force:
-        raise UserError(f"output {display(output)} already exists; pass --force to replace it")
+    check_output(output, args.force)
     return adapter, model, output, config, adapter_config
 
 

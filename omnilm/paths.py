@@ -4,6 +4,8 @@ OMNILM_ROOT overrides the root (the tests point it at a temporary folder)."""
 import os
 from pathlib import Path
 
+from omnilm.errors import UserError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent  # where the committed inputs live (golden pairs, questions, demo source)
 
@@ -62,17 +64,27 @@ def demo_pdf():
 def paper_stem(pdf):
     """The name a paper's artifacts take: the PDF's stem, or a folder of PDFs' name."""
     pdf = Path(pdf)
-    return pdf.stem if pdf.is_file() or not pdf.exists() else pdf.name
+    stem = pdf.stem if pdf.is_file() or not pdf.exists() else pdf.name
+    return folder_name(stem, f"the paper {pdf.name}")
+
+
+def folder_name(name, what):
+    """`name` if it names a folder of its own: '', '.' and '..' would name the folder
+    above (a paper '..pdf' would make data/cpt itself its output, '...pdf' data/)."""
+    if str(name) in ("", ".", ".."):
+        raise UserError(f"{what} gives the folder name {str(name)!r}, which names no folder of its own; "
+                        "rename it")
+    return name
 
 
 def cpt_data_dir(stem=DEMO_PAPER):
     """Stage 10's data for a paper: chunks, facts, train/valid, replay."""
-    return data_dir() / "cpt" / stem
+    return data_dir() / "cpt" / folder_name(stem, "the paper")
 
 
 def sft_data_dir(stem=DEMO_PAPER):
     """Stage 20's data for a paper: pairs, train/valid, dropped."""
-    return data_dir() / "sft" / stem
+    return data_dir() / "sft" / folder_name(stem, "the paper")
 
 
 def adapter_dir(stem=DEMO_PAPER, kind="sft"):

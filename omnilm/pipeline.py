@@ -187,7 +187,7 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
                      *filter(None, [golden])], writes=[cpt_data],
               title="PDF -> clean text -> token chunks, facts (+ replay answers) -> train/valid"),
         Stage("benchmark", "01_quantize/benchmark.py", ["--models", text, q8, q4, "--output", bench,
-                                                        "--text-file", cpt_data / "valid.jsonl", *cfg],
+                                                        "--text-file", cpt_data / "valid.jsonl", "--force", *cfg],
               reads=[text, q8, q4, cpt_data], writes=[bench], title="load time, tok/s, memory, perplexity"),
         Stage("cpt", "10_stage1_cpt/train_cpt.py", ["--data", cpt_data, "--adapter-path", cpt, "--resume", *cfg],
               reads=[text, q4, cpt_data], writes=[cpt], title="continued pretraining (LoRA, early stopping)"),
@@ -219,6 +219,25 @@ def check_user_inputs(source, pdf):
         from omnilm.pdf_text import list_pdfs
 
         list_pdfs(pdf)
+
+
+def check_outputs(stages):
+    """Every folder a stage will replace is refused at once, before stage 00, when
+    this project did not make it (omnilm.atomic.check_output): a user's X-Text folder
+    is never replaced, and no earlier stage runs for nothing."""
+    from omnilm.adapters import check_adapter_path
+    from omnilm.atomic import check_output
+
+    fix = "move it away or empty it (its name comes from --source or --pdf)"
+    for stage in stages:
+        what = f"the {stage.name} stage's output"
+        for path in map(Path, stage.writes):
+            if manifest_file(path) == path:  # a file among others (results/eval.json), not a folder it replaces
+                continue
+            if stage.name in ("cpt", "sft"):
+                check_adapter_path(path, what, fix)
+            else:
+                check_output(path, force=True, what=what, fix=fix)
 
 
 def main(argv=None):
@@ -261,6 +280,7 @@ def main(argv=None):
     if args.hf_repo:
         extract = next(s for s in stages if s.name == "extract")
         extract.args = ["--hf-repo", args.hf_repo, *extract.args]
+    check_outputs(stages)
     if args.list:
         for i, s in enumerate(stages, 1):
             print(f"{i:2}. {s.name:10} {'up to date' if is_done(s, stage_key(s)) else 'to run':11} {s.title}")

@@ -7,7 +7,7 @@ import os
 import sys
 from collections import Counter
 
-from omnilm.atomic import staged_dir, write_text_atomic
+from omnilm.atomic import check_output, staged_dir, write_text_atomic
 from omnilm.chunking import make_chunks, split_train_valid
 from omnilm.errors import UserError
 from omnilm.fact_training import (REPHRASE_PROMPTS, cpt_texts, fact_inventory, heldout_questions, model_rephrasings,
@@ -159,8 +159,7 @@ def prepare_document(args):
     pdf = resolve(args.pdf)
     files = list_pdfs(pdf)
     output = resolve(args.output) if args.output else cpt_data_dir(paper_stem(pdf))
-    if output.exists() and not args.force:
-        raise UserError(f"output {display(output)} already exists; pass --force to replace it")
+    check_output(output, args.force)  # before any work: a folder it may not replace stops it here
     model = resolve(args.model)
     if not model.is_dir():
         hint = " (build it: python 00_extract/extract_text_backbone.py)" if model.parent == models_dir() else ""

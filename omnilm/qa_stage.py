@@ -1,7 +1,7 @@
 """Stage 20's data: question/answer pairs for every trained fact (and from the CPT
 model, when asked), the golden pairs on top, filtered and split, replay answers, and
 the fact statements as text rows (see 20_stage2_sft/generate_qa.py for the options)."""
-from omnilm.atomic import staged_dir
+from omnilm.atomic import check_output, staged_dir
 from omnilm.errors import UserError
 from omnilm.fact_training import cpt_texts, fact_pairs
 from omnilm.facts import FACTS_FILE, facts_from_chunks
@@ -97,7 +97,7 @@ def build_sft_data(args):
     chunks_dir = resolve(args.chunks) if args.chunks else cpt_data_dir()
     chunks = load_chunks(chunks_dir)
     stem = chunks_dir.name
-    output = resolve(args.output) if args.output else sft_data_dir(stem)
+    output = check_output(resolve(args.output) if args.output else sft_data_dir(stem), args.force)  # before the model runs
     golden_path, questions_path = optional_file(args.golden), optional_file(args.questions)
     golden = load_golden(golden_path) if golden_path and golden_path.is_file() else []
     heldout = load_heldout_questions(questions_path) if questions_path and questions_path.is_file() else []

@@ -181,7 +181,7 @@ def quantize_models(args):
     every input checked before anything is written; returns {bits: output folder}."""
     import time
 
-    from omnilm.atomic import staged_dir
+    from omnilm.atomic import check_output, staged_dir
     from omnilm.manifest import fingerprint, read_manifest, write_manifest
     from omnilm.paths import demo_text_model, quantized_dir, resolve
     from omnilm.runtime import device_name
@@ -206,8 +206,7 @@ def quantize_models(args):
     for out in outputs.values():  # refuse before writing anything
         if out.resolve() == model.resolve():
             raise UserError("--output must differ from --model")
-        if out.exists() and not args.force:
-            raise UserError(f"output {display(out)} already exists; pass --force to replace it")
+        check_output(out, args.force)
 
     dtype, why = choose_scales_dtype(args.dtype, device_name(), weight_dtype(model, config))
     source = weights_summary(model, config)

@@ -40,7 +40,8 @@ def _cached(name, build):
     with open(CACHE / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel workers: one builds, the others wait and reuse
         if not (stamp.exists() and stamp.read_text() == _stamp()):
-            with staged_dir(folder, force=True) as tmp:
+            shutil.rmtree(folder, ignore_errors=True)  # the tests' own cache (a stage replaces only a manifest's folder)
+            with staged_dir(folder) as tmp:
                 build(tmp)
                 (tmp / ".stamp").write_text(_stamp())
     return folder
@@ -97,6 +98,33 @@ def project_root(tmp_path, monkeypatch):
     for d in ("models", "data", "adapters", "results", "logs"):
         (tmp_path / d).mkdir()
     return tmp_path
+
+
+def snapshot(folder):
+    """Every file under `folder`, relative path -> bytes: what must survive byte for byte."""
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def plant_user_folder(folder, **files):
+    """A user's folder where a stage may write (notes, a subfolder with a file, and
+    `files`: name -> text); returns its snapshot, to compare after the stage ran."""
+    folder = Path(folder)
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_text("my own notes\n")
+    (folder / "sub" / "cv.pdf").write_bytes(b"%PDF-1.4 not the project's\n")
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return snapshot(folder)
+
+
+def assert_one_line_refusal(result, *words):
+    """A script's refusal: exit 2, one `error:` line on stderr holding `words`, no traceback."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
 
 
 # --- chat app (stage 04) fixtures ---------------------------------------------

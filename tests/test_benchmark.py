@@ -111,6 +111,16 @@ def test_benchmark_script_writes_csv_markdown_png(tiny_model, tiny_4bit, tmp_pat
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["machine"]["mlx_device"] in ("cpu", "gpu") and len(manifest["models"]) == 2
 
+    # its own results folder is measured again with --force only (the pipeline passes it)
+    again = [sys.executable, str(SCRIPT), "--models", str(tiny_4bit), "--output", str(out), "--repeats", "1",
+             "--prompt-tokens", "16", "--max-tokens", "2", "--perplexity-tokens", "0"]
+    refused = subprocess.run(again, capture_output=True, text=True)
+    assert refused.returncode == 2 and "already exists; pass --force" in refused.stderr
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    done = subprocess.run([*again, "--force"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads((out / "manifest.json").read_text())["models"]) == 1
+
 
 def test_benchmark_refuses_an_omni_folder_before_measuring(demo_omni_model, tiny_model, tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--models", str(tiny_model), str(demo_omni_model),

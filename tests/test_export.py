@@ -8,7 +8,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from conftest import make_lora_adapter, place_model
+from conftest import make_lora_adapter, place_model, plant_user_folder, snapshot
 
 from omnilm.errors import UserError
 from omnilm.export import export_model
@@ -106,18 +106,21 @@ def refusal_case(case, tiny_model, demo_text_model, tmp_path):
         "missing model": (options(adapter=tiny_adapter, model=tmp_path / "nowhere", output=out), "does not exist"),
         "no base named": (options(adapter=tiny_adapter, output=out), "pass --model"),
         "existing output": (options(adapter=tiny_adapter, model=tiny_model, output=out), "--force"),
+        "a user's folder": (options(adapter=tiny_adapter, model=tiny_model, output=out, force=True),
+                            "did not make"),
         "gguf of a quantized base": (options(adapter=tiny_adapter, model=tmp_path / "q4", output=out, gguf=True),
                                      "--dequantize"),
     }[case]
 
 
 @pytest.mark.parametrize("case", ["another base", "missing adapter", "missing model", "no base named",
-                                  "existing output", "gguf of a quantized base"])
+                                  "existing output", "a user's folder", "gguf of a quantized base"])
 def test_refusals_are_one_sentence_and_leave_nothing(case, tiny_model, demo_text_model, tmp_path):
     args, words = refusal_case(case, tiny_model, demo_text_model, tmp_path)
-    if case == "existing output":
+    if case == "existing output":  # an earlier export: replaced with --force only
         (tmp_path / "out").mkdir()
-        (tmp_path / "out" / "keep.txt").write_text("mine")
+        (tmp_path / "out" / "manifest.json").write_text('{"stage": "export"}')
+    mine = plant_user_folder(tmp_path / "out") if case == "a user's folder" else None  # never replaced
     if case == "gguf of a quantized base":
         (tmp_path / "q4").mkdir()
         config = json.loads((tiny_model / "config.json").read_text())
@@ -129,7 +132,9 @@ def test_refusals_are_one_sentence_and_leave_nothing(case, tiny_model, demo_text
     assert words in str(refused.value) and "\n" not in str(refused.value)
     assert not list(tmp_path.glob(".out.tmp-*"))
     if case == "existing output":
-        assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["manifest.json"]
+    elif mine:
+        assert snapshot(tmp_path / "out") == mine
     else:
         assert not (tmp_path / "out").exists()
 

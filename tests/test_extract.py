@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import plant_user_folder, snapshot
 from safetensors.numpy import load_file, save_file
 
 from omnilm.errors import UserError
@@ -220,18 +221,30 @@ def test_refuses_missing_and_misshapen_tensors(real_layout, tmp_path):
     assert "misshapen" in msg and victim.replace("model.language_model.", "") in msg
 
 
-def test_refuses_existing_output_without_force(real_layout, tmp_path):
+def test_a_users_folder_is_never_replaced_and_the_projects_only_with_force(real_layout, tmp_path):
+    """The user's X-Text folder (no manifest of a stage) survives with and without
+    --force; a text model stage 00 wrote is replaced with --force (the pipeline's reruns)."""
     src, _ = real_layout
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    r = run_extract("--source", str(src), "--output", str(out), root=tmp_path)
+    mine = plant_user_folder(out)
+    for force in ([], ["--force"]):
+        r = run_extract("--source", str(src), "--output", str(out), *force, root=tmp_path)
+        assert_refused(r, "out holds files this project did not make", "even with --force", "pick another --output")
+        assert snapshot(out) == mine and not list(tmp_path.glob(".out.*"))
+    r = run_extract("--source", str(src), "--output", str(out / "sub" / ".."), "--force", root=tmp_path)
+    assert_refused(r, "does not name a folder of its own")
+    assert snapshot(out) == mine
+
+    empty = tmp_path / "empty"
+    empty.mkdir()  # an empty folder is used as is, without --force
+    assert run_extract("--source", str(src), "--output", str(empty), root=tmp_path).returncode == 0
+    r = run_extract("--source", str(src), "--output", str(empty), root=tmp_path)
     assert_refused(r, "already exists", "--force")
-    assert (out / "keep.txt").read_text() == "mine"
-    r = run_extract("--source", str(src), "--output", str(out), "--force", root=tmp_path)
+    (empty / "notes.txt").write_text("added to the project's folder")
+    r = run_extract("--source", str(src), "--output", str(empty), "--force", root=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert not (out / "keep.txt").exists() and (out / "manifest.json").exists()
-    manifest = json.loads((out / "manifest.json").read_text())
+    assert not (empty / "notes.txt").exists() and (empty / "manifest.json").exists()
+    manifest = json.loads((empty / "manifest.json").read_text())
     assert manifest["stage"] == "extract" and manifest["metrics"]["tensors"] == 327
 
 

@@ -67,7 +67,8 @@ def test_killed_twice_then_finished(project_root, tmp_path):
     # 1. killed during CPT, after its first checkpoint
     proc, log = _start(project_root, config)
     _kill_when(proc, lambda: (cpt / "resume" / "state.json").exists())
-    assert not (cpt / "manifest.json").exists()  # unfinished: no stage may take it as done
+    manifest = json.loads((cpt / "manifest.json").read_text())  # written first: the folder is the project's
+    assert not manifest["complete"] and "pipeline_key" not in manifest  # unfinished: no stage may take it as done
 
     # 2. killed a few seconds into Q&A generation (loading the model, generating)
     proc, log = _start(project_root, config)

@@ -6,6 +6,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
+from conftest import plant_user_folder, snapshot
 
 from omnilm.errors import UserError
 from omnilm.quantize import choose_scales_dtype, quantize_models, weight_dtype, weights_summary
@@ -105,15 +106,19 @@ def test_refusals_are_one_sentence_and_write_nothing(case, tiny_model, demo_omni
     assert not list(tmp_path.glob(".out.tmp-*"))
 
 
-def test_existing_output_needs_force(tiny_model, tmp_path):
+def test_a_users_folder_is_never_replaced_and_the_projects_only_with_force(tiny_model, tmp_path):
     out = tmp_path / "q8"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    with pytest.raises(UserError, match="--force"):
-        quantize_models(options(tiny_model, [8], out))
-    assert (out / "keep.txt").read_text() == "mine"
-    quantize_models(options(tiny_model, [8], out, force=True))
-    assert not (out / "keep.txt").exists() and (out / "manifest.json").exists()
+    mine = plant_user_folder(out)
+    for force in (False, True):
+        with pytest.raises(UserError, match="did not make.*even with --force") as refused:
+            quantize_models(options(tiny_model, [8], out, force=force))
+        assert "\n" not in str(refused.value) and snapshot(out) == mine
+    ours = tmp_path / "ours"
+    quantize_models(options(tiny_model, [8], ours))
+    with pytest.raises(UserError, match="already exists; pass --force"):
+        quantize_models(options(tiny_model, [8], ours))
+    quantize_models(options(tiny_model, [8], ours, force=True))
+    assert json.loads((ours / "manifest.json").read_text())["stage"] == "quantize"
 
 
 def test_16bit_scales_are_cast_to_float32_on_cpu_only(tiny_model, tmp_path):

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import assert_one_line_refusal, plant_user_folder, snapshot
 
 from omnilm.sft_data import build_pairs, split_train_valid, to_messages
 
@@ -134,6 +135,12 @@ def test_script_writes_clean_data_without_a_model(project_root):
     # a second run without --force refuses and leaves the data as it was
     again = run_script(project_root, "--per-chunk", "0")
     assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
+    # a folder of the user's own is never replaced, even with --force
+    mine = plant_user_folder(project_root / "mine")
+    for force in ([], ["--force"]):
+        refused = run_script(project_root, "--per-chunk", "0", "--output", "mine", *force)
+        assert_one_line_refusal(refused, "mine holds files this project did not make", "pick another --output")
+        assert snapshot(project_root / "mine") == mine
 
 
 def test_script_batched_generation_path_with_a_tiny_model(project_root, tiny_model):

@@ -177,7 +177,7 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_as_if_never_stopped(tiny
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     stopped_at = json.loads(state.read_text())["iteration"]
-    assert 5 <= stopped_at < 16 and not (killed / "manifest.json").exists()
+    assert 5 <= stopped_at < 16 and read_manifest(killed)["complete"] is False  # written first, the project's folder
 
     out = subprocess.run(cpt_command(tiny_model, data, killed, "--resume"), env=env, capture_output=True,
                          text=True, timeout=300)
@@ -217,6 +217,13 @@ def test_an_existing_adapter_is_not_replaced_without_resume_or_force(tiny_model,
     train_adapter("cpt", args)
     with pytest.raises(UserError, match="already holds a finished adapter; pass --force"):
         train_adapter("cpt", args)
+    # the project's own folder is trained again with --force (its resume/ is the project's too)
+    folder = project_root / "adapters" / "paper-cpt"
+    (folder / "resume").mkdir()
+    (folder / "resume" / "state.json").write_text("{}")
+    args.force = True
+    train_adapter("cpt", args)
+    assert read_manifest(folder)["complete"] is True and not (folder / "resume").exists()
     out = subprocess.run([sys.executable, str(CPT_SCRIPT), "--data", str(project_root / "data" / "nothing")],
                          env={**os.environ, "OMNILM_ROOT": str(project_root)}, capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "has no train.jsonl" in out.stderr

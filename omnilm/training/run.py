@@ -117,7 +117,8 @@ def default_paths(kind, args):
                            else " (run 20_stage2_sft/generate_qa.py first)"))
     if not (data / "valid.jsonl").exists():
         raise UserError(f"{display(data)} has no valid.jsonl: early stopping needs a validation set")
-    folder = resolve(args.adapter_path) if args.adapter_path else adapter_dir(data.name, kind)
+    # a user's folder is refused here, before the model loads, even with --force
+    folder = af.check_adapter_path(resolve(args.adapter_path) if args.adapter_path else adapter_dir(data.name, kind))
     init = getattr(args, "init_adapter", None)
     if kind == "sft" and init is None:
         init = str(adapter_dir(data.name, "cpt"))
@@ -259,6 +260,9 @@ def train_adapter(kind, args):
     offset = state["iteration"]
     if rank == 0:
         folder.mkdir(parents=True, exist_ok=True)
+        # first of all: from here on the folder is this project's, an unfinished run until the last manifest
+        write_manifest(folder, kind, {**vars(args), "adapter_path": display(folder)}, base_model=display(model_dir),
+                       complete=False)
         af.write_adapter_config(folder, num_layers, lora, model=display(model_dir))
 
     say(f"[{kind}] LoRA on {display(model_dir)} ({model_reason}); {num_layers} layers, rank {lora['rank']}"
