@@ -18,15 +18,19 @@ from omnilm.errors import run_main
 from omnilm.extract import extract_stage
 
 
-def main():
+def build_parser():
+    """The options, also read by omnilm.config to check a --config file's every section."""
     p = make_parser(__doc__)
     p.add_argument("--source", help="omni checkpoint folder (default: models/demo-omni)")
     p.add_argument("--output", help="text model folder (default: <source>-Text next to the source)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="output dtype")
     p.add_argument("--max-shard-gb", default=5.0, type=float, help="largest output shard in GB")
     p.add_argument("--hf-repo", help="download from the Hugging Face Hub first (only the language-model shards)")
-    args = parse_options(p, "extract", force="replace an existing output folder")
-    extract_stage(args)
+    return p
+
+
+def main():
+    extract_stage(parse_options(build_parser(), "extract", force="replace an existing output folder"))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from omnilm.config import make_parser, parse_options
 from omnilm.errors import run_main
 
 
-def main():
+def build_parser():
+    """The options, also read by omnilm.config to check a --config file's every section."""
     p = make_parser(__doc__)
     p.add_argument("--models", nargs="+", metavar="DIR", help="model folders, the first is the reference "
                    "(default: models/demo-omni-Text and its -8bit/-4bit versions)")
@@ -32,8 +33,11 @@ def main():
     p.add_argument("--max-tokens", default=32, type=int, help="tokens generated per repeat")
     p.add_argument("--perplexity-tokens", default=1024, type=int, help="held-out tokens scored for perplexity, 0 to skip "
                    "(default 1024)")
-    args = parse_options(p, "benchmark", force="replace the results folder of an earlier run")
-    run_benchmark(args)
+    return p
+
+
+def main():
+    run_benchmark(parse_options(build_parser(), "benchmark", force="replace the results folder of an earlier run"))
 
 
 if __name__ == "__main__":

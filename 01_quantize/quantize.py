@@ -21,7 +21,8 @@ from omnilm.errors import run_main
 from omnilm.quantize import SCALES_DTYPES, quantize_models
 
 
-def main():
+def build_parser():
+    """The options, also read by omnilm.config to check a --config file's every section."""
     p = make_parser(__doc__)
     p.add_argument("--model", help="float text model folder (default: models/demo-omni-Text)")
     p.add_argument("--bits", default=[8, 4], nargs="+", type=int, metavar="N", help="bit width(s), e.g. 8 4")
@@ -29,8 +30,11 @@ def main():
     p.add_argument("--output", help="output folder (one --bits only; default: <model>-<bits>bit)")
     p.add_argument("--dtype", default="auto", choices=["auto", *SCALES_DTYPES],
                    help="dtype of the scales and unquantized tensors (default auto: float32 on CPU)")
-    args = parse_options(p, "quantize", force="replace existing output folders")
-    quantize_models(args)
+    return p
+
+
+def main():
+    quantize_models(parse_options(build_parser(), "quantize", force="replace existing output folders"))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from omnilm.export import export_model
 from omnilm.gguf_export import GGUF_DTYPES
 
 
-def main():
+def build_parser():
+    """The options, also read by omnilm.config to check a --config file's every section."""
     p = make_parser(__doc__)
     p.add_argument("--adapter", help="adapter folder (default: adapters/demo_paper-sft)")
     p.add_argument("--model", help="base model folder (default: the one the adapter's manifest names)")
@@ -37,8 +38,11 @@ def main():
     p.add_argument("--hf-repo", help="Hugging Face repo (owner/name) to upload the fused model to")
     p.add_argument("--dry-run", default=False, action="store_true",
                    help="with --hf-repo: write the model card and list the files, upload nothing")
-    args = parse_options(p, "export", force="replace an existing output folder")
-    export_model(args)
+    return p
+
+
+def main():
+    export_model(parse_options(build_parser(), "export", force="replace an existing output folder"))
 
 
 if __name__ == "__main__":

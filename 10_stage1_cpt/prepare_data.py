@@ -45,7 +45,7 @@ asked in stage 30's format), replay.jsonl ({"question", "answer"}),
 manifest.json.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
-from omnilm.config import make_parser, parse_options
+from omnilm.config import FRACTION, make_parser, parse_options
 from omnilm.errors import run_main
 from omnilm.paths import CONTROL_QUESTIONS, DEMO_GOLDEN, REPLAY_QUESTIONS
 from omnilm.pdf_text import EXTRACTORS
@@ -63,7 +63,7 @@ def build_parser():
     p.add_argument("--min-chunks", default=8, type=int,
                    help="halve the chunk size (down to 128) until the corpus gives this many chunks; "
                         "0 keeps --chunk-tokens")
-    p.add_argument("--valid-fraction", default=0.1, type=float, help="share of chunks for validation, at least one")
+    p.add_argument("--valid-fraction", default=0.1, type=FRACTION, help="share of chunks for validation, at least one")
     p.add_argument("--seed", default=0, type=int, help="seed of the train/valid split")
     p.add_argument("--hold-out", action="store_true", default=False,
                    help="keep the validation chunks out of training (default: train on every chunk)")
@@ -72,7 +72,7 @@ def build_parser():
                    help="auto (pdftotext if installed, else pdfplumber)")
     p.add_argument("--replay", default=200, type=int,
                    help="general questions the model answers for replay against forgetting, 0 = none")
-    p.add_argument("--replay-share", default=0.35, type=float,
+    p.add_argument("--replay-share", default=0.35, type=FRACTION,
                    help="share of the CPT train rows taken by replay text (its answers repeated to reach it, 4 times at most)")
     p.add_argument("--replay-questions", default=str(REPLAY_QUESTIONS),
                    help="one question a line (default 10_stage1_cpt/replay_questions.txt)")
@@ -84,7 +84,7 @@ def build_parser():
     p.add_argument("--golden", default=str(DEMO_GOLDEN),
                    help="the paper's hand-written pairs: the facts they state are never held out; 'none' for a "
                         "paper without (default 10_stage1_cpt/demo_paper.golden.jsonl, the demo's)")
-    p.add_argument("--heldout-fraction", default=0.35, type=float,
+    p.add_argument("--heldout-fraction", default=0.35, type=FRACTION,
                    help="share of the fact sentences whose facts no training question asks, for stage 30's "
                         "heldout_fact")
     p.add_argument("--rephrasings", default=5, type=int,

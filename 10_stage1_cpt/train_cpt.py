@@ -24,12 +24,16 @@ from omnilm.errors import run_main
 from omnilm.training import add_training_arguments, train_adapter
 
 
-def main():
+def build_parser():
+    """The options, also read by omnilm.config to check a --config file's every section."""
     p = make_parser(__doc__)
     add_training_arguments(p, "cpt")
     p.set_defaults(num_layers=16, rank=8, scale=20.0, batch_size=1, epochs=2)
-    args = parse_options(p, "cpt")
-    train_adapter("cpt", args)
+    return p
+
+
+def main():
+    train_adapter("cpt", parse_options(build_parser(), "cpt"))
 
 
 if __name__ == "__main__":

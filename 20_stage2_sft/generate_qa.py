@@ -32,13 +32,14 @@ manifest.json (counts by reason, generation throughput).
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
-from omnilm.config import make_parser, parse_options
+from omnilm.config import FRACTION, make_parser, parse_options
 from omnilm.errors import run_main
 from omnilm.paths import DEMO_GOLDEN, DEMO_QUESTIONS
 from omnilm.qa_stage import build_sft_data
 
 
-def main():
+def build_parser():
+    """The options, also read by omnilm.config to check a --config file's every section."""
     p = make_parser(__doc__)
     p.add_argument("--chunks", help="stage-10 data folder holding chunks.jsonl (default data/cpt/demo_paper)")
     p.add_argument("--model", help="model folder (default: the adapter's base model, else models/demo-omni-Text)")
@@ -57,13 +58,17 @@ def main():
     p.add_argument("--batch-size", default=16, type=int, help="prompts decoded together")
     p.add_argument("--temp", default=0.0, type=float, help="sampling temperature, 0 = greedy")
     p.add_argument("--seed", default=0, type=int, help="seed for sampling and the train/valid split")
-    p.add_argument("--valid-fraction", default=0.2, type=float,
+    p.add_argument("--valid-fraction", default=0.2, type=FRACTION,
                    help="share of pairs for validation: other wordings of facts kept in train")
-    p.add_argument("--min-overlap", default=0.8, type=float, help="share of an answer's content words found in its chunk")
+    p.add_argument("--min-overlap", default=0.8, type=FRACTION, help="share of an answer's content words found in its chunk")
     p.add_argument("--context-name", help="the document's name used in question variants (default: from its title)")
-    p.add_argument("--replay-share", default=0.5, type=float, help="share of the train rows, and of the valid rows, "
+    p.add_argument("--replay-share", default=0.5, type=FRACTION, help="share of the train rows, and of the valid rows, "
                    "taken by the replay pairs of the chunks folder (as many as exist at most), 0 = none")
-    build_sft_data(parse_options(p, "qa", force="replace an existing output folder"))
+    return p
+
+
+def main():
+    build_sft_data(parse_options(build_parser(), "qa", force="replace an existing output folder"))
 
 if __name__ == "__main__":
     run_main(main)

@@ -24,7 +24,8 @@ from omnilm.errors import UserError, run_main
 from omnilm.training import add_training_arguments, train_adapter
 
 
-def main():
+def build_parser():
+    """The options, also read by omnilm.config to check a --config file's every section."""
     p = make_parser(__doc__)
     add_training_arguments(p, "sft")
     p.add_argument("--init-adapter", help="adapter to start from (default adapters/<data folder name>-cpt; "
@@ -45,7 +46,11 @@ def main():
     # trained 1.00 / heldout 0.00 / paraphrase 0.50 / control 0.80 and 3 gave 0.94 / 0.03 / 0.60 /
     # 0.80, in half the time (935 s vs 1,695 s on 2 CPU cores)
     p.set_defaults(batch_size=4, epochs=3)
-    args = parse_options(p, "sft")
+    return p
+
+
+def main():
+    args = parse_options(build_parser(), "sft")
     if args.replay_distill < 0:
         raise UserError("--replay-distill must be >= 0")
     train_adapter("sft", args)

@@ -24,7 +24,8 @@ from omnilm.evaluation import compare_stages
 from omnilm.paths import CONTROL_QUESTIONS, DEMO_QUESTIONS
 
 
-def main():
+def build_parser():
+    """The options, also read by omnilm.config to check a --config file's every section."""
     p = make_parser(__doc__)
     p.add_argument("--questions", default=[str(DEMO_QUESTIONS), str(CONTROL_QUESTIONS)], nargs="+",
                    help="JSONL question files, read in turn (default: the demo paper's "
@@ -37,8 +38,11 @@ def main():
     p.add_argument("--output", help="results folder (default: results/)")
     p.add_argument("--no-open-book", dest="open_book", action="store_false", default=True,
                    help="skip the open-book upper bound (the first stage's model with each passage in the prompt)")
-    args = parse_options(p, "eval")
-    compare_stages(args)
+    return p
+
+
+def main():
+    compare_stages(parse_options(build_parser(), "eval"))
 
 
 if __name__ == "__main__":

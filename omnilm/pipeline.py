@@ -221,6 +221,18 @@ def check_user_inputs(source, pdf):
         list_pdfs(pdf)
 
 
+def check_config(config, stages):
+    """Every section of --config read as its stage will read it (with the arguments the
+    pipeline gives that stage), before stage 00: a bad `sft:` failed only after CPT."""
+    if not config:
+        return
+    from omnilm.config import SECTIONS, parse_options, stage_parser
+
+    given = {s.name: [str(a) for a in s.args] for s in stages if "--config" in map(str, s.args)}
+    for section in SECTIONS:
+        parse_options(stage_parser(section), section, given.get(section, ["--config", config]), force="checked")
+
+
 def check_outputs(stages):
     """Every folder a stage will replace is refused at once, before stage 00, when
     this project did not make it (omnilm.atomic.check_output): a user's X-Text folder
@@ -280,6 +292,7 @@ def main(argv=None):
     if args.hf_repo:
         extract = next(s for s in stages if s.name == "extract")
         extract.args = ["--hf-repo", args.hf_repo, *extract.args]
+    check_config(config, stages)
     check_outputs(stages)
     if args.list:
         for i, s in enumerate(stages, 1):

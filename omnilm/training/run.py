@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 from omnilm import adapters as af
 from omnilm import progress
+from omnilm.config import FRACTION, POSITIVE, at_least
 from omnilm.errors import UserError
 from omnilm.manifest import base_model_of, fingerprint, sha256_file, write_manifest
 from omnilm.paths import adapter_dir, cpt_data_dir, display, quantized_dir, resolve, sft_data_dir
@@ -43,14 +44,14 @@ def add_training_arguments(p, kind):
     p.add_argument("--data", help=f"folder with train.jsonl and valid.jsonl (default {what})")
     p.add_argument("--adapter-path", help=f"output adapter folder (default adapters/<data folder name>-{kind})")
     p.add_argument("--num-layers", type=int, help="LoRA on this many last layers")
-    p.add_argument("--rank", type=int, help="LoRA rank")
+    p.add_argument("--rank", type=at_least(1), help="LoRA rank")
     p.add_argument("--scale", type=float, help="LoRA scale")
-    p.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout")
-    p.add_argument("--learning-rate", type=float, default=1e-4, help="Adam learning rate")
-    p.add_argument("--batch-size", type=int, help="examples per step and per process")
-    p.add_argument("--epochs", type=float, help="passes over the training set (sets --iters)")
-    p.add_argument("--iters", type=int, help="optimizer steps (overrides --epochs)")
-    p.add_argument("--eval-every", type=int, help="steps between validations (default: one epoch)")
+    p.add_argument("--dropout", type=FRACTION, default=0.0, help="LoRA dropout")
+    p.add_argument("--learning-rate", type=POSITIVE, default=1e-4, help="Adam learning rate")
+    p.add_argument("--batch-size", type=at_least(1), help="examples per step and per process")
+    p.add_argument("--epochs", type=at_least(1, float), help="passes over the training set (sets --iters)")
+    p.add_argument("--iters", type=at_least(1), help="optimizer steps (overrides --epochs)")
+    p.add_argument("--eval-every", type=at_least(1), help="steps between validations (default: one epoch)")
     p.add_argument("--report-every", type=int, help="steps between training-loss lines")
     p.add_argument("--patience", type=int, default=2, help="stop after this many validations without improvement")
     p.add_argument("--min-delta", type=float, default=0.01,
