@@ -67,7 +67,8 @@ def pick_adapter(model):
     name = st.sidebar.selectbox(
         "Adapter", options, index=options.index(default) if default else 0, key=f"adapter::{model.name}",
         format_func=lambda n: n if n == NO_ADAPTER or checks[n].ok else f"{n} (incompatible)",
-        help="Newest fitting SFT adapter by default; each is checked against the chosen model.")
+        help="By default the stage the last evaluation recommends (results/eval.md), else the newest fitting "
+        "SFT adapter; each is checked against the chosen model.")
     if name == NO_ADAPTER:
         return None, True
     check = checks[name]

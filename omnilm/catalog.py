@@ -13,7 +13,7 @@ from pathlib import Path
 from omnilm.errors import UserError
 from omnilm.extract import is_omni
 from omnilm.manifest import read_manifest
-from omnilm.paths import adapters_dir, display, models_dir
+from omnilm.paths import adapters_dir, display, models_dir, resolve, results_dir
 from omnilm.safetensors_io import read_header
 
 WEIGHTS = "model*.safetensors"  # the files mlx-lm's load reads
@@ -170,10 +170,31 @@ def list_adapters():
     return found
 
 
-def default_adapter(adapters, model):
-    """The newest SFT adapter that fits `model` (a ModelEntry), else None."""
-    fitting = [a for a in adapters if a.is_sft and not a.unfinished and check_adapter(a, model).ok]
-    return max(fitting, key=lambda a: a.modified).name if fitting else None
+def recommended_stage(results=None):
+    """The last evaluation's pick (results/eval.json): {"stage", "model", "adapter"}, or None."""
+    path = Path(results or results_dir()) / "eval.json"
+    try:
+        rec = json.loads(path.read_text())["metrics"]["recommended"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("stage") else None
+
+
+def default_adapter(adapters, model, results=None):
+    """The adapter the last evaluation recommends when it fits `model` (a ModelEntry),
+    None when it recommends no adapter (the base was best); with no such evaluation,
+    the newest SFT adapter that fits, else None."""
+    fitting = [a for a in adapters if not a.unfinished and check_adapter(a, model).ok]
+    rec = recommended_stage(results)
+    if rec is not None and not rec.get("adapter"):
+        if rec.get("model") and resolve(rec["model"]).resolve() == Path(model.path).resolve():
+            return None
+    elif rec is not None:
+        picked = [a for a in fitting if resolve(rec["adapter"]).resolve() == (adapters_dir() / a.name).resolve()]
+        if picked:
+            return picked[0].name
+    sft = [a for a in fitting if a.is_sft]
+    return max(sft, key=lambda a: a.modified).name if sft else None
 
 
 def _stat_key(path):

@@ -6,12 +6,19 @@ Each stage is loaded once; all its questions go through the chat template
 question is a continuous score that moves even when the words do not.
 
 Question kinds: `trained` (the golden questions, trained verbatim), `heldout_fact`
-(facts of the paper no training row asks about), `paraphrase` (trained facts
-reworded) and `control` (general knowledge, to see forgetting). The `open_book`
+(hand-written, on facts of the paper no training row asks about), `paraphrase`
+(hand-written, trained facts reworded), `reader` (a reader's hand-written questions
+on any fact of the paper), `independent` (made from the fact inventory in question
+forms no training row has, omnilm.probes), `cloze` (a wording of a fact cut before
+its answer, completed as plain text without the chat template) and `control` (broad
+general knowledge, to see forgetting; its answers also give the bleed, omnilm.verdict).
+Only the hand-written kinds get the reference answer's NLL: the generated ones are
+many, and their verdict is what counts. The `open_book`
 run asks the first stage's model, without adapter, each question that carries
 its source `passage` with the passage in the prompt: the upper bound, telling a
 missing fact from a model too small to answer."""
 import json
+import re
 import time
 from pathlib import Path
 
@@ -19,15 +26,16 @@ from omnilm.atomic import write_csv_atomic
 from omnilm.errors import UserError
 from omnilm.paths import display, resolve, results_dir
 from omnilm.scoring import score_answer
+from omnilm.verdict import (KINDS, OPEN_BOOK, OPEN_BOOK_NOTE, bleed_terms, knowledge, recommend,  # noqa: F401
+                            summary_table, verdict_lines, write_chart, write_markdown)
 
-KINDS = ("trained", "heldout_fact", "paraphrase", "control")
-OPEN_BOOK = "open_book"
+NLL_KINDS = ("trained", "heldout_fact", "paraphrase", "reader")
+CONTROL_TOKENS = 32  # a general answer is judged by its first sentence (bleed included): cheaper, same verdict
+CLOZE_TOKENS = 16
 OPEN_BOOK_PROMPT = "Read this passage and answer the question.\n\nPassage: {passage}\n\nQuestion: {question}"
-OPEN_BOOK_NOTE = (f"{OPEN_BOOK} is the upper bound, not a trained stage: the first stage's model (no adapter) "
-                  "with each question's source passage in the prompt (NLL given it too), on the questions that "
-                  "carry one. A miss there is a model too small to answer, not missing knowledge.")
+
 CSV_COLUMNS = ("stage", "kind", "id", "question", "answer", "correct", "facts_missing", "answer_nll",
-               "generation_tps", "generated_tokens", "peak_memory_gb")
+               "generation_tps", "generated_tokens", "peak_memory_gb", "probe", "fact_split", "bleed_terms")
 
 
 def load_questions(path):
@@ -203,14 +211,38 @@ def fuse_lora(model):
     return len(fused)
 
 
-def generate_answers(model, tokenizer, messages, max_tokens, bar=None):
+def first_sentence_done(text):
+    """True once the answer's first sentence has ended and the next has begun."""
+    from omnilm.think import split_reasoning
+
+    return bool(re.search(r"[.!?]\s+\S", split_reasoning(text)[0].strip()))
+
+
+def cloze_done(text):
+    """A completion has said enough at its first line break or after a dozen words."""
+    return "\n" in text.lstrip() or len(text.split()) > 12
+
+
+def generate_answers(model, tokenizer, messages, max_tokens, bar=None, enough=None, chat=True):
     """Greedy answers (reasoning removed) to every user message, batched; and the run.
-    On the demo they equal generate_answer's one by one (tests, benchmarks/eval_generation_bench.py)."""
+    On the demo they equal generate_answer's one by one (tests, benchmarks/eval_generation_bench.py).
+    chat=False completes each message as plain text (a cloze probe), no template."""
     from omnilm.qa_generation import generate_batched
     from omnilm.think import split_reasoning
 
-    run = generate_batched(model, tokenizer, [prompt_tokens(tokenizer, m)[1] for m in messages], max_tokens, bar=bar)
-    return [split_reasoning(t)[0].strip() for t in run.texts], run
+    prompts = [prompt_tokens(tokenizer, m)[1] for m in messages] if chat else list(messages)
+    run = generate_batched(model, tokenizer, prompts, max_tokens, bar=bar, enough=enough)
+    texts = [split_reasoning(t)[0].strip() for t in run.texts] if chat else [t.strip() for t in run.texts]
+    return texts, run
+
+
+def answer_groups(questions, max_tokens):
+    """[(indices, max tokens, enough, chat)]: the questions split by how they are answered."""
+    groups = [([i for i, q in enumerate(questions) if q["kind"] not in ("control", "cloze")], max_tokens, None, True),
+              ([i for i, q in enumerate(questions) if q["kind"] == "control"],
+               min(max_tokens, CONTROL_TOKENS), first_sentence_done, True),
+              ([i for i, q in enumerate(questions) if q["kind"] == "cloze"], CLOZE_TOKENS, cloze_done, False)]
+    return [g for g in groups if g[0]]
 
 
 def evaluate_stage(name, model_dir, adapter, questions, max_tokens=48, bar=None, open_book=False):
@@ -222,26 +254,50 @@ def evaluate_stage(name, model_dir, adapter, questions, max_tokens=48, bar=None,
     fuse_lora(model)
     mx.reset_peak_memory()  # the peak is process-wide: this stage's own
     messages = [asked(q, open_book) for q in questions]
-    answers, run = generate_answers(model, tokenizer, messages, max_tokens, bar)
-    nlls = answer_nlls(model, tokenizer, [(message, q["reference"]) for q, message in zip(questions, messages)])
+    answers, texts, speeds, peak = [None] * len(questions), [None] * len(questions), [None] * len(questions), 0.0
+    for idx, limit, enough, chat in answer_groups(questions, max_tokens):
+        got, run = generate_answers(model, tokenizer, [messages[i] for i in idx], limit, bar, enough, chat)
+        for i, answer, text in zip(idx, got, run.texts):
+            answers[i], texts[i], speeds[i] = answer, text, round(run.tokens_per_second, 2)
+        peak = max(peak, run.stats["peak_memory_gb"])
+    with_nll = [i for i, q in enumerate(questions) if q["kind"] in NLL_KINDS]
+    nlls = dict(zip(with_nll, answer_nlls(model, tokenizer, [(messages[i], questions[i]["reference"])
+                                                             for i in with_nll])))
     rows = []
-    for q, answer, text, nll in zip(questions, answers, run.texts, nlls):
+    for i, (q, answer, text) in enumerate(zip(questions, answers, texts)):
         correct, _, missing = score_answer(answer, q["key_facts"])
         rows.append({
             "stage": name, "kind": q["kind"], "id": q["id"], "question": q["question"], "answer": answer,
             "correct": int(correct), "facts_missing": "; ".join(missing),
-            "answer_nll": round(nll, 4),
+            "answer_nll": round(nlls[i], 4) if i in nlls else None,
             # speed is the batch's: all its generated tokens / its wall seconds, prefill included
-            "generation_tps": round(run.tokens_per_second, 2),
+            "generation_tps": speeds[i],
             "generated_tokens": len(tokenizer.encode(text, add_special_tokens=False)),  # end of turn not counted
-            "peak_memory_gb": run.stats["peak_memory_gb"],
+            "peak_memory_gb": peak, "probe": q.get("probe", ""), "fact_split": q.get("fact_split", ""),
         })
     del model
     return rows
 
 
+def add_bleed(rows, terms):
+    """Each control answer's bleed_terms (the paper's terms it uses that the first
+    stage's answer to the same question does not): '' when none, None without terms."""
+    control = [r for r in rows if r["kind"] == "control" and r["stage"] != OPEN_BOOK]
+    if not control:
+        return rows
+    reference = control[0]["stage"]
+    ref_answers = {r["id"]: r["answer"] for r in control if r["stage"] == reference}
+    for r in control:
+        if terms is None or r["id"] not in ref_answers:
+            r["bleed_terms"] = None
+        else:
+            r["bleed_terms"] = "; ".join(sorted(bleed_terms(r["answer"], ref_answers[r["id"]], r["question"], terms)))
+    return rows
+
+
 def summarize(rows):
-    """{stage: {kind: accuracy, ..., 'nll': mean, 'tps': median}} in stage order."""
+    """{stage: {kind: accuracy, kind_n, kind_k (correct), ..., 'bleed' (share of control
+    answers with paper terms), 'answer_nll': mean, 'generation_tps': median}} in stage order."""
     import statistics
 
     out = {}
@@ -252,98 +308,35 @@ def summarize(rows):
             of_kind = [r["correct"] for r in mine if r["kind"] == kind]
             if of_kind:
                 s[kind] = sum(of_kind) / len(of_kind)
-                s[f"{kind}_n"] = len(of_kind)
-        s["answer_nll"] = statistics.mean(r["answer_nll"] for r in mine)
+                s[f"{kind}_n"], s[f"{kind}_k"] = len(of_kind), sum(of_kind)
+        bled = [bool(r["bleed_terms"]) for r in mine if r["kind"] == "control" and r.get("bleed_terms") is not None]
+        if bled:
+            s["bleed"], s["bleed_k"], s["bleed_n"] = sum(bled) / len(bled), sum(bled), len(bled)
+        nlls = [r["answer_nll"] for r in mine if r["answer_nll"] is not None]
+        s["answer_nll"] = statistics.mean(nlls) if nlls else None
         s["generation_tps"] = statistics.median(r["generation_tps"] for r in mine)
         s["peak_memory_gb"] = max(r["peak_memory_gb"] for r in mine)
         out[stage] = s
     return out
 
 
-def _cell(text, width=70):
-    text = " ".join(str(text).split()).replace("|", "\\|")
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def _verdict(r):
-    if r["correct"]:
-        return "✅ correct"
-    return "❌ wrong" + (f" (missing: {r['facts_missing']})" if r.get("facts_missing") else "")
-
-
-def write_markdown(rows, summary, path):
-    """The seed's table made automatic: per question and stage, the start of the answer
-    and its verdict; then accuracy per stage and question kind."""
-    stages = list(summary)
-    lines = ["# Evaluation: base vs CPT vs SFT", "",
-             "Verdict: correct when the answer holds every key fact (an accepted variant, not negated), "
-             "scored automatically. NLL: the reference answer's mean negative log-likelihood per token given "
-             "the question (lower is better). Greedy decoding through the chat template, reasoning skipped.", "",
-             "## Answers", "", "| kind | question | " + " | ".join(stages) + " |", "|---" * (len(stages) + 2) + "|"]
-    by_q = {}
-    for r in rows:
-        by_q.setdefault((r["kind"], r["question"]), {})[r["stage"]] = r
-    for (kind, question), per_stage in by_q.items():
-        cells = []
-        for st in stages:
-            r = per_stage.get(st)
-            cells.append("" if r is None else f"{_cell(r['answer'], 60)} **{_verdict(r)}** "
-                                              f"(NLL {r['answer_nll']:.2f}, {r['generation_tps']:.0f} tok/s)")
-        lines.append(f"| {kind} | {_cell(question, 50)} | " + " | ".join(cells) + " |")
-    lines += ["", "## Accuracy per stage and kind", ""] + summary_table(summary)
-    Path(path).write_text("\n".join(lines) + "\n")
-
-
-def summary_table(summary):
-    """Accuracy per stage and kind as Markdown lines (eval.md and the pipeline report)."""
-    lines = ["| stage | " + " | ".join(f"{k} accuracy" for k in KINDS) + " | mean answer NLL | batch tok/s | peak GB |",
-             "|---" * (len(KINDS) + 4) + "|"]
-    for st, s in summary.items():
-        accs = [f"{s[k]:.2f} ({round(s[k] * s[k + '_n'])}/{s[k + '_n']})" if k in s else "-" for k in KINDS]
-        lines.append(f"| {st} | " + " | ".join(accs) + f" | {s['answer_nll']:.3f} | {s['generation_tps']:.1f} | "
-                     f"{s['peak_memory_gb']:.2f} |")
-    return lines + (["", OPEN_BOOK_NOTE] if OPEN_BOOK in summary else [])
-
-
-def write_chart(summary, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stages = list(summary)
-    labels = [f"{s}\n(upper bound)" if s == OPEN_BOOK else s for s in stages]
-    kinds = [k for k in KINDS if any(k in s for s in summary.values())]  # a kind nobody was asked: no bars
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
-    width = 0.8 / len(kinds)
-    for i, kind in enumerate(kinds):
-        xs = [x for x, s in enumerate(stages) if kind in summary[s]]
-        ax1.bar([x + i * width for x in xs], [summary[stages[x]][kind] for x in xs], width, label=kind)
-    ax1.set_xticks([x + 0.4 - width / 2 for x in range(len(stages))], labels)
-    ax1.set_ylim(0, 1.05)
-    ax1.set_ylabel("accuracy")
-    ax1.set_title("Accuracy by question kind")
-    ax1.legend()
-    ax2.bar(labels, [summary[s]["answer_nll"] for s in stages], color="gray")
-    ax2.set_ylabel("mean NLL of the reference answer")
-    ax2.set_title("Reference-answer NLL (lower is better)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def run_comparison(runs, output_dir, max_tokens=48, bar=None):
-    """Every run of plan_runs evaluated, then eval.csv, eval.md and eval.png written."""
+def run_comparison(runs, output_dir, max_tokens=48, bar=None, terms=None):
+    """Every run of plan_runs evaluated, the bleed against the paper's `terms` and the
+    recommendation; then eval.csv, eval.md and eval.png written."""
     rows = []
     started = time.perf_counter()
     for name, model_dir, adapter, questions, open_book in runs:
         rows += evaluate_stage(name, model_dir, adapter, questions, max_tokens, bar, open_book)
-    summary = summarize(rows)
+    summary = summarize(add_bleed(rows, terms))
+    pick, notes = recommend(summary, skip=(OPEN_BOOK,))
+    where = {name: (model_dir, adapter) for name, model_dir, adapter, _, _ in runs}
+    recommendation = {"stage": pick, "model": display(where[pick][0]) if pick else None,
+                      "adapter": display(where[pick][1]) if pick and where[pick][1] else None, "notes": notes}
     output_dir = Path(output_dir)
     write_csv_atomic(output_dir / "eval.csv", rows, CSV_COLUMNS)
-    write_markdown(rows, summary, output_dir / "eval.md")
+    write_markdown(rows, summary, recommendation, output_dir / "eval.md")
     write_chart(summary, output_dir / "eval.png")
-    return rows, summary, time.perf_counter() - started
+    return rows, summary, recommendation, time.perf_counter() - started
 
 
 # ---------------------------------------------------------------- the stage
@@ -355,18 +348,42 @@ def check_stage(name, model, adapter):
         raise UserError(f"stage {name}: adapter {display(adapter)} does not exist (train it first)")
 
 
+def independent_only(questions, training_data):
+    """The questions less the independent ones whose form a training row has (each
+    folder's train.jsonl and valid.jsonl are read), and those dropped."""
+    from omnilm.jsonl import read_jsonl
+    from omnilm.probes import check_independent, trained_forms, trained_questions
+
+    rows = []
+    for folder in training_data:
+        for name in ("train.jsonl", "valid.jsonl"):
+            if (folder / name).is_file():
+                rows += read_jsonl(folder / name, "training data")
+    asked = trained_questions(rows)
+    kept, dropped = check_independent(questions, trained_forms(asked))
+    same = {" ".join(q.lower().split()) for q in asked}
+    verbatim = [q for q in kept if q["kind"] == "independent" and " ".join(q["question"].lower().split()) in same]
+    return [q for q in kept if q not in verbatim], dropped + verbatim
+
+
+def paper_vocabulary(facts_file):
+    """The paper's terms (omnilm.verdict.paper_terms) from a facts.jsonl, None without one."""
+    from omnilm.jsonl import read_jsonl
+    from omnilm.verdict import paper_terms
+
+    return paper_terms(read_jsonl(facts_file, "facts file")) if facts_file and facts_file.is_file() else None
+
+
 def compare_stages(args):
-    """Stage 30 for resolved options (questions, stages, max_tokens, output, open_book):
-    every stage checked before any model loads; results replace their namesakes in the
-    output folder only once all are written. Returns the summary."""
+    """Stage 30 for resolved options (questions, stages, max_tokens, output, open_book,
+    facts, training_data): every stage checked before any model loads; results replace
+    their namesakes in the output folder only once all are written. Returns the summary."""
     import os
 
     from omnilm.atomic import staged_files
     from omnilm.manifest import fingerprint, write_manifest
     from omnilm.progress import bar
 
-    files = [resolve(f) for f in ([args.questions] if isinstance(args.questions, str) else args.questions)]
-    questions = first_of_each_kind([q for f in files for q in load_questions(f)], args.per_kind)
     if args.stages:
         stages = [(n, resolve(m), resolve(a) if a else None) for n, m, a in map(parse_stage, args.stages)]
     else:
@@ -375,26 +392,48 @@ def compare_stages(args):
         check_stage(*stage)
     if OPEN_BOOK in (name for name, _, _ in stages):
         raise UserError(f"stage name {OPEN_BOOK} is kept for the open-book upper bound: choose another")
+    files = [resolve(f) for f in ([args.questions] if isinstance(args.questions, str) else args.questions)]
+    questions = first_of_each_kind([q for f in files for q in load_questions(f)], args.per_kind)
+    training = [resolve(d) for d in (getattr(args, "training_data", None) or [])]
+    for folder in training:
+        if not folder.is_dir():
+            raise UserError(f"--training-data {display(folder)} is not a folder")
+    questions, dropped = independent_only(questions, training)
+    facts_file = resolve(args.facts) if getattr(args, "facts", None) else None
+    if facts_file is not None and not facts_file.is_file():
+        raise UserError(f"--facts {display(facts_file)} does not exist")
     runs = plan_runs(stages, questions, args.open_book)
     out = resolve(args.output) if args.output else results_dir()
+    if dropped:
+        print(f"{len(dropped)} independent question(s) dropped: a training row has their form or wording "
+              f"({', '.join(sorted({d.get('form', 'same wording') for d in dropped}))})")
     with staged_files(out) as tmp:
         with bar(total=sum(len(r[3]) for r in runs), desc="evaluating", unit="q") as progress:
-            rows, summary, seconds = run_comparison(runs, tmp, args.max_tokens, progress)
+            rows, summary, recommendation, seconds = run_comparison(runs, tmp, args.max_tokens, progress,
+                                                                    paper_vocabulary(facts_file))
         inputs = {f"questions:{f.name}": fingerprint(f) for f in files}
+        if facts_file is not None:
+            inputs["facts"] = fingerprint(facts_file)
         for name, model, adapter, _, _ in runs:
             inputs[name] = {"model": fingerprint(model / "config.json"),
                             "adapter": fingerprint(adapter / "adapters.safetensors") if adapter else None}
-        write_manifest(tmp, "evaluate", args, inputs=inputs, metrics={"summary": summary, "seconds": round(seconds, 1)},
+        write_manifest(tmp, "evaluate", args, inputs=inputs,
+                       metrics={"summary": summary, "recommended": recommendation, "seconds": round(seconds, 1),
+                                "independent_dropped": len(dropped)},
                        stages={n: {"model": display(m), "adapter": display(a) if a else None}
                                for n, m, a, _, _ in runs})
         os.replace(tmp / "manifest.json", tmp / "eval.json")
     print(f"\nevaluation ({len(questions)} questions x {len(stages)} stages"
           f"{' + open book' if len(runs) > len(stages) else ''}, {seconds:.0f}s) -> "
           f"{display(out / 'eval.md')}, eval.csv, eval.png")
-    print(f"{'stage':10}" + "".join(f"{k:>14}" for k in KINDS) + f"{'answer NLL':>12}{'tok/s':>8}")
+    kinds = [k for k in KINDS if any(f"{k}_n" in s for s in summary.values())]
+    print(f"{'stage':10}{'knowledge':>11}" + "".join(f"{k:>13}" for k in kinds) + f"{'bleed':>8}")
     for name, s in summary.items():
-        print(f"{name:10}" + "".join(f"{s[k]:14.2f}" if k in s else f"{'-':>14}" for k in KINDS)
-              + f"{s['answer_nll']:12.3f}{s['generation_tps']:8.1f}")
+        pooled = knowledge(s)
+        print(f"{name:10}" + (f"{pooled[0] / pooled[1]:11.2f}" if pooled[1] else f"{'-':>11}")
+              + "".join(f"{s[k]:13.2f}" if k in s else f"{'-':>13}" for k in kinds)
+              + (f"{s['bleed']:8.0%}" if "bleed" in s else f"{'-':>8}"))
+    print("\n".join(verdict_lines(recommendation)).replace("**", ""))
     if OPEN_BOOK in summary:
         print(OPEN_BOOK_NOTE)
     return summary

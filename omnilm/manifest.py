@@ -15,7 +15,8 @@ HASH_LIMIT = 64 * 2**20  # hash inputs up to this size; bigger ones are named by
 TRACKED_PACKAGES = ("mlx", "mlx-lm", "transformers", "safetensors", "numpy", "pdfplumber", "streamlit")
 # what write_manifest may name: a folder whose manifest names one of these is the
 # project's own, the only kind a stage may replace (omnilm.atomic.check_output)
-STAGES = ("demo_omni", "extract", "quantize", "benchmark", "prepare", "cpt", "qa", "sft", "evaluate", "export")
+STAGES = ("demo_omni", "extract", "quantize", "benchmark", "prepare", "cpt", "qa", "sft", "evaluate", "export",
+          "fictional_knowledge")
 
 
 def sha256_file(path, limit=None):

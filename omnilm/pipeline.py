@@ -14,7 +14,8 @@ from pathlib import Path
 
 from omnilm.atomic import write_text_atomic
 from omnilm.errors import UserError
-from omnilm.facts import HELDOUT_QUESTIONS_FILE
+from omnilm.facts import FACTS_FILE
+from omnilm.probes import CLOZE_FILE, INDEPENDENT_FILE
 from omnilm.manifest import MANIFEST, sha256_file
 from omnilm.paths import (CONTROL_QUESTIONS, DEMO_GOLDEN, DEMO_QUESTIONS, REPLAY_QUESTIONS, REPO_DIR, adapter_dir,
                           cpt_data_dir, demo_pdf, display, models_dir, optional_file, paper_inputs, paper_stem,
@@ -167,7 +168,9 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
     cpt_data, sft_data = cpt_data_dir(stem), sft_data_dir(stem)
     cpt, sft = adapter_dir(stem, "cpt"), adapter_dir(stem, "sft")
     bench = results_dir() / "benchmark"
-    eval_questions = [*filter(None, [questions]), *([] if demo_paper else [cpt_data / HELDOUT_QUESTIONS_FILE]),
+    # the paper's hand-written questions if any, the questions and probes in forms no training row has
+    # (stage 10 makes them from the facts), and the broad control; never the templates' own questions
+    eval_questions = [*filter(None, [questions]), cpt_data / INDEPENDENT_FILE, cpt_data / CLOZE_FILE,
                       CONTROL_QUESTIONS]
     stages = []
     if demo:
@@ -198,10 +201,10 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
         Stage("sft", "20_stage2_sft/train_sft.py", ["--data", sft_data, "--init-adapter", cpt, "--adapter-path", sft,
                                                     "--resume", *cfg],
               reads=[sft_data, cpt], writes=[sft], title="supervised fine-tuning from the CPT adapter"),
-        # a user's paper: its own questions if any, and the held-out facts' questions stage 10 wrote
         Stage("eval", "30_evaluation/compare_stages.py",
-              ["--stages", f"base={text}", f"cpt={text}+{cpt}", f"sft={text}+{sft}", "--questions", *eval_questions, *cfg],
-              reads=[text, cpt, sft, *eval_questions, cpt_data],
+              ["--stages", f"base={text}", f"cpt={text}+{cpt}", f"sft={text}+{sft}", "--questions", *eval_questions,
+               "--facts", cpt_data / FACTS_FILE, "--training-data", cpt_data, sft_data, *cfg],
+              reads=[text, cpt, sft, *filter(None, [questions]), CONTROL_QUESTIONS, cpt_data, sft_data],
               writes=[results_dir() / "eval.json"], title="base vs CPT vs SFT"),
     ]
     return stages

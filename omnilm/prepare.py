@@ -13,6 +13,7 @@ from omnilm.errors import UserError
 from omnilm.fact_training import (REPHRASE_PROMPTS, cpt_texts, fact_inventory, heldout_questions, model_rephrasings,
                                   parameter_count, written_rephrasings)
 from omnilm.facts import FACTS_FILE, HELDOUT_QUESTIONS_FILE
+from omnilm.probes import CLOZE_FILE, INDEPENDENT_FILE, cloze_probes, independent_questions
 from omnilm.jsonl import read_jsonl, write_jsonl
 from omnilm.manifest import fingerprint, write_manifest
 from omnilm.paths import cpt_data_dir, data_dir, display, models_dir, optional_file, paper_stem, resolve
@@ -200,7 +201,8 @@ def prepare_document(args):
         rephrased = _attach(facts, *written_rephrasings(written_rows, facts, per_fact), source=display(written))
     else:
         rephrased = rephrase_facts(model, facts, args.rephrase_min_params, per_fact) if per_fact > 0 else {}
-    fact_rows = pack_texts(count_tokens, cpt_texts(facts, context, args.rephrasings, args.qa_in_cpt, args.seed), size)
+    trained_texts = cpt_texts(facts, context, args.rephrasings, args.qa_in_cpt, args.seed)
+    fact_rows = pack_texts(count_tokens, trained_texts, size)
     replay, replay_metrics, generation = replay_pairs(args, model) if args.replay else ([], {}, {})
     # the share is reached by repeating the answers (see replay_texts), not capped at one pass
     wanted = share_count(len(train_idx) + len(fact_rows), args.replay_share)
@@ -236,6 +238,8 @@ def prepare_document(args):
                     + [{"text": row} for row in fact_rows + replay_rows])
         write_jsonl(tmp / FACTS_FILE, facts)
         write_jsonl(tmp / HELDOUT_QUESTIONS_FILE, heldout_questions(facts))
+        write_jsonl(tmp / INDEPENDENT_FILE, independent_questions(facts, context, seed=args.seed))
+        write_jsonl(tmp / CLOZE_FILE, cloze_probes(facts, trained_texts, seed=args.seed))
         write_jsonl(tmp / "valid.jsonl", ({"text": chunks[i]["text"]} for i in valid_idx))
         trained, validated = set(train_idx), set(valid_idx)  # sets: a corpus may have thousands of chunks
         write_jsonl(tmp / "chunks.jsonl", ({**c, "split": "valid" if i not in trained else

@@ -47,6 +47,23 @@ def load_replay_questions(path, control=()):
     return questions, dict(dropped)
 
 
+# Words that name no topic: a control question may share these with a replay question
+# (stems, as content_words gives them). Any other shared word is a shared topic.
+TOPIC_FREE = {"call", "name", "nam", "known", "first", "main", "largest", "biggest", "smallest", "make", "made",
+              "used", "use", "usually", "often", "world", "people", "person", "kind", "type", "common", "part",
+              "number", "word", "mean"}
+
+
+def shared_topics(question, replay_questions):
+    """The topic words (content-word stems) `question` shares with any replay question:
+    the broad control must measure forgetting on what replay never rehearses, so it
+    may share none ('capital of Peru' beside replay's capitals shares 'capital')."""
+    from omnilm.qa_filters import content_words
+
+    replayed = {w for q in replay_questions for w in content_words(q)}
+    return sorted(set(content_words(question)) & replayed - TOPIC_FREE)
+
+
 def leading_sentences(text, max_words, finished_only):
     """The answer's first whole sentences, at most `max_words` words in all ('' when
     even the first is longer). A prefix of a greedy answer is still exactly what the

@@ -3,7 +3,8 @@ import json
 import os
 from pathlib import Path
 
-from omnilm.evaluation import OPEN_BOOK, summary_table
+from omnilm.atomic import write_text_atomic
+from omnilm.evaluation import OPEN_BOOK, summary_table, verdict_lines
 from omnilm.manifest import read_manifest
 from omnilm.paths import display, results_dir
 
@@ -50,14 +51,16 @@ def write_report(stages, out=None):
         lines += ["", "## Quantization benchmark", ""] + (bench / "benchmark.md").read_text().splitlines()
     eval_md, eval_json = out / "eval.md", out / "eval.json"
     if eval_json.exists():
-        summary = json.loads(eval_json.read_text())["metrics"]["summary"]
+        metrics = json.loads(eval_json.read_text())["metrics"]
+        summary = metrics["summary"]
         bound = ", open-book upper bound" if OPEN_BOOK in summary else ""
-        lines += ["", f"## Evaluation (base vs CPT vs SFT{bound})", ""] + summary_table(summary)
+        lines += ["", f"## Evaluation (base vs CPT vs SFT{bound})", ""] + verdict_lines(metrics.get("recommended"))
+        lines += [""] + summary_table(summary)
         lines += ["", f"All answers: [eval.md]({_rel(eval_md, out)})", ""]
         if (out / "eval.png").exists():
             pictures.append(out / "eval.png")
     if pictures:
         lines += ["", "## Charts", ""]
         lines += [f"![{display(p)}]({_rel(p, out)})" for p in pictures]
-    report.write_text("\n".join(lines) + "\n")
+    write_text_atomic(report, "\n".join(lines) + "\n")
     return report

@@ -141,3 +141,22 @@ def test_default_is_the_newest_fitting_sft_adapter(chat_project, demo_text_model
     assert unfinished.ok and "training not finished" in " ".join(unfinished.notes)
     tiny_only = [a for a in catalog.list_adapters() if a.name == "tiny-cpt"]
     assert catalog.default_adapter(tiny_only, demo) is None
+
+    # the last evaluation's pick wins: the CPT adapter when it answered more of the paper
+    results = chat_project / "results"
+    results.mkdir(exist_ok=True)
+
+    def evaluated(adapter, model_dir="models/demo-omni-Text"):
+        pick = {"stage": "x", "model": model_dir, "adapter": adapter, "notes": []}
+        (results / "eval.json").write_text(json.dumps({"metrics": {"recommended": pick}}))
+
+    evaluated("adapters/v3-cpt")
+    assert catalog.default_adapter(catalog.list_adapters(), demo) == "v3-cpt"
+    evaluated(None)  # the base answered best: no adapter
+    assert catalog.default_adapter(catalog.list_adapters(), demo) is None
+    evaluated(None, "models/another-model")  # a pick about another model says nothing of this one
+    assert catalog.default_adapter(catalog.list_adapters(), demo) == "v2-sft"
+    evaluated("adapters/v4-sft")  # picked, but no longer usable (training again): the newest fitting SFT
+    assert catalog.default_adapter(catalog.list_adapters(), demo) == "v2-sft"
+    (results / "eval.json").write_text("{not json")
+    assert catalog.default_adapter(catalog.list_adapters(), demo) == "v2-sft"

@@ -113,7 +113,7 @@ def test_stages_offered_and_picked(chat_project):
 def test_evaluation_questions_are_found_and_scored_as_in_stage_30():
     q = compare.evaluation_question("  what does vellum STAND for ")
     assert q["id"] == "d1" and q["key_facts"]
-    assert compare.evaluation_question("What is the capital of France?")["kind"] == "control"
+    assert compare.evaluation_question("how many legs does a SPIDER have")["kind"] == "control"
     assert compare.evaluation_question("What does VELLUM eat?") is None
     good = "VELLUM stands for Vector-Encoded Latent Lookup with Unified Memory."
     for answer in (good, "It is a Latin word.", "It is not Vector Encoded Latent Lookup with Unified Memory."):

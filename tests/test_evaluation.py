@@ -107,7 +107,8 @@ def test_questions_file_is_valid_and_covers_every_kind():
     questions = load_questions(REPO / "10_stage1_cpt" / "demo_paper.questions.jsonl")
     controls = load_questions(REPO / "10_stage1_cpt" / "control_questions.jsonl")
     # the demo paper's questions in one file; the general controls, asked of every paper, in the other
-    assert {q["kind"] for q in questions} == set(KINDS) - {"control"} and {q["kind"] for q in controls} == {"control"}
+    assert {q["kind"] for q in questions} == {"trained", "heldout_fact", "paraphrase"}
+    assert {q["kind"] for q in controls} == {"control"}
     questions += controls
     assert len({q["question"] for q in questions}) == len(questions)
     # every hand-written golden question is asked as a trained question: stage 20 promises them all
@@ -123,13 +124,13 @@ def _question(kind, qid="x"):
                        "key_facts": [["y"]]})
 
 
-def test_loader_reads_the_four_kinds_and_the_old_domain_name(tmp_path):
+def test_loader_reads_every_kind_and_the_old_domain_name(tmp_path):
     good = tmp_path / "q.jsonl"
     good.write_text("\n".join(_question(k, str(i)) for i, k in enumerate((*KINDS, "domain"))) + "\n")
     assert [q["kind"] for q in load_questions(good)] == [*KINDS, "trained"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text(_question("trained") + "\n" + _question("held_out") + "\n")
-    with pytest.raises(UserError, match=f"{bad} line 2 needs .*trained/heldout_fact/paraphrase/control"):
+    with pytest.raises(UserError, match=f"{bad} line 2 needs .*trained/heldout_fact/paraphrase/reader/independent/cloze/control"):
         load_questions(bad)
 
 
@@ -156,7 +157,7 @@ def test_comparison_writes_csv_markdown_png(tiny_model, tmp_path):
     runs = plan_runs([("base", tiny_model, None), ("again", tiny_model, None)], questions)
     assert [r[0] for r in runs] == ["base", "again", OPEN_BOOK]
     assert runs[2][1:] == (tiny_model, None, questions[:1], True)  # the first model, no adapter, passages only
-    rows, summary, _ = run_comparison(runs, tmp_path, max_tokens=8)
+    rows, summary, recommendation, _ = run_comparison(runs, tmp_path, max_tokens=8)
     with open(tmp_path / "eval.csv") as f:
         got = list(csv.DictReader(f))
     assert len(got) == 5 and [r["id"] for r in got if r["stage"] == OPEN_BOOK] == ["a"]
@@ -164,13 +165,17 @@ def test_comparison_writes_csv_markdown_png(tiny_model, tmp_path):
     for col in ("stage", "kind", "question", "answer", "correct", "answer_nll", "generation_tps"):
         assert col in got[0]
     assert {r["stage"] for r in got} == {"base", "again"}
-    assert all(float(r["answer_nll"]) > 0 and float(r["generation_tps"]) > 0 for r in got)
+    assert all(float(r["generation_tps"]) > 0 for r in got)
+    # the reference answer's NLL for the hand-written kinds only
+    assert all(float(r["answer_nll"]) > 0 for r in got if r["kind"] == "trained")
+    assert all(r["answer_nll"] == "" for r in got if r["kind"] == "control")
     # a random tiny model knows nothing: every verdict is wrong, and the same model scores the same twice
     assert all(r["correct"] == "0" for r in got)
     assert summary["base"]["answer_nll"] == summary["again"]["answer_nll"]
     md = (tmp_path / "eval.md").read_text()
     assert "| base |" in md and "What is SCP?" in md and "❌ wrong (missing: Salient Compressor Pretraining)" in md
-    assert md.index("## Answers") < md.index("## Accuracy per stage and kind")
+    assert md.index("Use base") < md.index("## Figures") < md.index("## Answers")
+    assert recommendation["stage"] == "base" and recommendation["adapter"] is None
     assert (tmp_path / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the passage changes what the model is asked, hence the reference answer's NLL
     assert summary[OPEN_BOOK]["answer_nll"] != rows[0]["answer_nll"]
@@ -190,31 +195,49 @@ def test_open_book_prompt_holds_the_passage_and_the_question(tiny_model):
     assert tokenizer.decode(ids) == prompt
 
 
-def _row(stage, kind, correct, qid):
+def _row(stage, kind, correct, qid, nll=1.5):
     return {"stage": stage, "kind": kind, "id": qid, "question": f"Question {qid}?", "answer": "an answer",
-            "correct": correct, "facts_missing": "" if correct else "y", "answer_nll": 1.5,
+            "correct": correct, "facts_missing": "" if correct else "y", "answer_nll": nll,
             "generation_tps": 20.0, "generated_tokens": 3, "peak_memory_gb": 0.5}
 
 
 def test_summary_table_markdown_and_chart_with_absent_kinds(tmp_path):
     """No heldout_fact questions at all, and the open-book run only on trained ones: "-" in the
-    tables, no empty bars, the open_book row marked as the upper bound."""
+    tables, no empty bars, the open_book row marked as the upper bound; each figure with its
+    count and 90% interval."""
     rows = [_row("base", "trained", 0, "t1"), _row("base", "trained", 1, "t2"), _row("base", "paraphrase", 0, "p1"),
-            _row("base", "control", 1, "c1"), _row(OPEN_BOOK, "trained", 1, "t1"), _row(OPEN_BOOK, "trained", 1, "t2")]
+            _row("base", "control", 1, "c1", nll=None), _row(OPEN_BOOK, "trained", 1, "t1"),
+            _row(OPEN_BOOK, "trained", 1, "t2")]
     summary = summarize(rows)
-    assert summary[OPEN_BOOK] == {"trained": 1.0, "trained_n": 2, "answer_nll": 1.5, "generation_tps": 20.0,
-                                  "peak_memory_gb": 0.5}
+    assert summary[OPEN_BOOK] == {"trained": 1.0, "trained_n": 2, "trained_k": 2, "answer_nll": 1.5,
+                                  "generation_tps": 20.0, "peak_memory_gb": 0.5}
     table = summary_table(summary)
-    assert table[0].startswith("| stage | trained accuracy | heldout_fact accuracy | paraphrase accuracy | "
-                               "control accuracy |")
-    assert table[2].startswith("| base | 0.50 (1/2) | - | 0.00 (0/1) | 1.00 (1/1) |")
-    assert table[3].startswith("| open_book | 1.00 (2/2) | - | - | - |") and table[-1] == OPEN_BOOK_NOTE
-    write_markdown(rows, summary, tmp_path / "eval.md")
+    assert table[0].startswith("| stage | paper knowledge (pooled) | trained | paraphrase | control | bleed |")
+    assert table[2].startswith("| base | 0.00 (0/1, 0.00-0.73) | 0.50 (1/2, 0.12-0.88) | 0.00 (0/1, 0.00-0.73) | "
+                               "1.00 (1/1, 0.27-1.00) | - |")
+    assert table[3].startswith("| open_book | - | 1.00 (2/2, 0.43-1.00) | - | - | - |") and table[-1] == OPEN_BOOK_NOTE
+    write_markdown(rows, summary, {"stage": "base", "model": "models/m", "adapter": None, "notes": []},
+                   tmp_path / "eval.md")
     md = (tmp_path / "eval.md").read_text()
+    assert "**Use base** (`models/m` without an adapter)" in md
     assert "| trained | Question t1? | an answer **❌ wrong (missing: y)**" in md and OPEN_BOOK_NOTE in md
-    assert "| control | Question c1? | an answer **✅ correct** (NLL 1.50, 20 tok/s) |  |" in md
+    assert "| control | Question c1? | an answer **✅ correct** (20 tok/s) |  |" in md
     write_chart(summary, tmp_path / "eval.png")
     assert (tmp_path / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bleed_is_counted_against_the_first_stage():
+    from omnilm.evaluation import add_bleed
+
+    rows = [dict(_row("base", "control", 1, "c1", None), answer="A day has 24 hours."),
+            dict(_row("sft", "control", 0, "c1", None), answer="A typical day in the field is 19.06 kilobytes."),
+            dict(_row("base", "control", 1, "c2", None), answer="Paris."),
+            dict(_row("sft", "control", 1, "c2", None), answer="Paris.")]
+    summary = summarize(add_bleed(rows, {"19.06", "vellum"}))
+    assert rows[1]["bleed_terms"] == "19.06" and rows[3]["bleed_terms"] == ""
+    assert (summary["sft"]["bleed"], summary["sft"]["bleed_k"], summary["sft"]["bleed_n"]) == (0.5, 1, 2)
+    assert summary["base"]["bleed"] == 0.0
+    assert "bleed" not in summarize(add_bleed([dict(r) for r in rows], None))["sft"]  # no paper terms: no figure
 
 
 def test_batched_answers_equal_one_by_one(demo_text_model):

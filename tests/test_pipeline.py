@@ -176,9 +176,10 @@ def test_a_paper_of_your_own_never_gets_the_demo_papers_pairs_or_questions(proje
     rendered over it, and neither the demo's golden pairs nor its questions reach
     stage 10, stage 20 or the evaluation; the held-out facts and the controls do. Pairs
     and questions found beside the paper by name are used instead."""
-    from omnilm.facts import HELDOUT_QUESTIONS_FILE
+    from omnilm.facts import FACTS_FILE
     from omnilm.paths import CONTROL_QUESTIONS, DEMO_GOLDEN, DEMO_QUESTIONS
     from omnilm.pipeline import demo_plan
+    from omnilm.probes import CLOZE_FILE, INDEPENDENT_FILE
 
     def args_of(stages, name):
         return [str(a) for a in next(s for s in stages if s.name == name).args]
@@ -196,8 +197,12 @@ def test_a_paper_of_your_own_never_gets_the_demo_papers_pairs_or_questions(proje
     prepare = args_of(stages, "prepare")
     assert prepare[prepare.index("--golden") + 1] == "none"
     evaluation = args_of(stages, "eval")
-    asked = evaluation[evaluation.index("--questions") + 1:]
-    assert asked == [str(project_root / "data" / "cpt" / "mine" / HELDOUT_QUESTIONS_FILE), str(CONTROL_QUESTIONS)]
+    asked = evaluation[evaluation.index("--questions") + 1:evaluation.index("--facts")]
+    mine = project_root / "data" / "cpt" / "mine"
+    # no template-made question: the forms no training row has, the probes and the broad control
+    assert asked == [str(mine / INDEPENDENT_FILE), str(mine / CLOZE_FILE), str(CONTROL_QUESTIONS)]
+    assert evaluation[evaluation.index("--facts") + 1] == str(mine / FACTS_FILE)
+    assert evaluation[evaluation.index("--training-data") + 1:] == [str(mine), str(project_root / "data" / "sft" / "mine")]
 
     golden, questions = tmp_path / "mine.golden.jsonl", tmp_path / "mine.questions.jsonl"
     golden.write_text("{}\n")
