@@ -5,7 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
-from omnilm.errors import UserError
+from omnilm.errors import UserError, writing
 
 
 def _tmp_name(final):
@@ -50,16 +50,17 @@ def staged_dir(final, force=False, what="output"):
     """Yield a temporary folder; on success it replaces `final` (see check_output for
     when it may), on any failure it is deleted and `final` is left exactly as it was."""
     final = check_output(final, force, what)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(final)
-    tmp = _tmp_name(final)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, final)
+    with writing(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(final)
+        tmp = _tmp_name(final)
+        tmp.mkdir()
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        replace_dir(tmp, final)
 
 
 def replace_dir(src, final):
@@ -79,15 +80,16 @@ def staged_files(folder):
     complete before the first is moved, so one run's files never mix with a failed
     one's. On failure `folder` is left as it was."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".staged.tmp-{os.getpid()}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, folder / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".staged.tmp-{os.getpid()}"
+        tmp.mkdir()
+        try:
+            yield tmp
+            for f in sorted(tmp.iterdir()):
+                os.replace(f, folder / f.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -96,14 +98,15 @@ def atomic_file(path):
     never sees half a file), on failure it is removed and `path` is left as it was.
     The temporary name ends with the real one: mlx's savers add a missing suffix."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{os.getpid()}-{path.name}"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".tmp-{os.getpid()}-{path.name}"
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def write_csv_atomic(path, rows, columns):

@@ -136,7 +136,9 @@ def skipped_note(skipped):
     return f"{len(skipped)} folder{'s' if len(skipped) > 1 else ''} under models/ skipped ({reasons})"
 
 
-def read_adapter(folder):
+def read_adapter(folder, only_under_adapters=True):
+    """The AdapterEntry of `folder`; the app's picker loads weights from adapters/ only,
+    a folder given on the command line may be anywhere."""
     folder = Path(folder)
     entry = AdapterEntry(folder.name, folder.resolve())
     weights = folder / ADAPTER_WEIGHTS
@@ -149,7 +151,7 @@ def read_adapter(folder):
         entry.problem = f"no readable {ADAPTER_CONFIG}"
     elif not weights.is_file():
         entry.problem = f"no {ADAPTER_WEIGHTS} (training not finished?)"
-    elif not _inside(weights, adapters_dir()):
+    elif only_under_adapters and not _inside(weights, adapters_dir()):
         entry.problem = f"{ADAPTER_WEIGHTS} links outside adapters/"
     entry.config = config or {}
     entry.modified = weights.stat().st_mtime if weights.is_file() else 0.0
@@ -261,6 +263,19 @@ def check_adapter(adapter, model):
         return Compatibility(False, str(e), notes)
 
 
+def require_fitting_adapter(adapter, model, what="adapter"):
+    """The app's check (check_adapter) for folders given on the command line, before any
+    model loads: a truncated or mismatched adapter is one line, never mlx-lm's traceback."""
+    adapter, model = Path(adapter), Path(model)
+    config = _read_json(model / "config.json")
+    if config is None:
+        raise UserError(f"model {display(model)} has no readable config.json")
+    check = check_adapter(read_adapter(adapter, only_under_adapters=False), ModelEntry(model.name, model, config))
+    if not check.ok:
+        raise UserError(f"{what} {display(adapter)} does not fit {display(model)}: {check.reason}")
+    return adapter
+
+
 def _check_tensors(adapter, model, notes):
     cfg, base_cfg = adapter.config, model.config
     layers = base_cfg.get("num_hidden_layers") or base_cfg.get("n_layers") or 0
@@ -288,6 +303,9 @@ def _check_tensors(adapter, model, notes):
             return Compatibility(False, f"it adapts {module}, which {model.name} does not have", notes)
         dims = _linear_dims(shapes, base_cfg, module)
         own_rank = shape[1] if leaf == "lora_a" else shape[0]
+        if rank and leaf in ("lora_a", "lora_b") and own_rank != rank:
+            return Compatibility(False, f"{name} has shape {shape}: rank {own_rank}, but its {ADAPTER_CONFIG} "
+                                        f"says rank {rank}", notes)
         expected = _expected_shape(leaf, module, dims, rank or own_rank)
         if len(shapes[f"{module}.weight"]) == 2 and expected is not None and shape != expected:
             return Compatibility(False, f"{name} has shape {shape}, {model.name} needs {expected} "

@@ -17,8 +17,12 @@ def load_model(model_dir, adapter=None, on_progress=None):
     from omnilm.quantize import float32_scales_on_cpu, text_model_config
 
     text_model_config(model_dir)  # a missing path would otherwise be taken for a Hub name
-    if adapter is not None and not (Path(adapter) / "adapters.safetensors").exists():
-        raise UserError(f"{adapter} is not an adapter folder (no adapters.safetensors)")
+    if adapter is not None:
+        from omnilm.catalog import require_fitting_adapter
+
+        if not (Path(adapter) / "adapters.safetensors").exists():
+            raise UserError(f"{adapter} is not an adapter folder (no adapters.safetensors)")
+        require_fitting_adapter(adapter, model_dir)
     report = on_progress or (lambda fraction, message: None)
     report(0.0, "reading config and tokenizer")
     model, tokenizer = load(str(model_dir), adapter_path=str(adapter) if adapter else None, lazy=True,

@@ -342,10 +342,16 @@ def run_comparison(runs, output_dir, max_tokens=48, bar=None, terms=None):
 # ---------------------------------------------------------------- the stage
 
 def check_stage(name, model, adapter):
+    """A stage's model and adapter, checked as the app checks them (files, config, rank and
+    shapes against the base), so a bad one is refused before any stage is evaluated."""
+    from omnilm.catalog import require_fitting_adapter
+
     if not (model / "config.json").exists():
         raise UserError(f"stage {name}: model {display(model)} does not exist")
     if adapter is not None and not (adapter / "adapters.safetensors").exists():
         raise UserError(f"stage {name}: adapter {display(adapter)} does not exist (train it first)")
+    if adapter is not None:
+        require_fitting_adapter(adapter, model, f"stage {name}: adapter")
 
 
 def independent_only(questions, training_data):

@@ -191,12 +191,14 @@ def export_model(args):
     """The export for resolved options (adapter, model, output, dequantize, gguf,
     gguf_dtype, hf_repo, dry_run, force); returns the output folder."""
     from omnilm.atomic import staged_dir
+    from omnilm.catalog import require_fitting_adapter
     from omnilm.manifest import fingerprint, write_manifest
     from omnilm.quantize import describe_quantization, quantization_of
 
     started = time.perf_counter()
     adapter, model_dir, output, config, adapter_config = find_inputs(args)
     check_request(args, config)
+    require_fitting_adapter(adapter, model_dir)  # the app's check, before any weights load
     quantized = describe_quantization(config) if quantization_of(config) else None
     print(f"base: {display(model_dir)} ({quantized or 'float'}), adapter: {display(adapter)}")
     if quantized and not args.dequantize:

@@ -12,6 +12,7 @@ from omnilm.safetensors_io import DTYPE_NAMES, ITEMSIZE, nbytes, read_header, wr
 
 RENAMES = (("model.language_model.model.", "model."), ("model.language_model.lm_head.", "lm_head."))
 SUPPORTED_TEXT_TYPES = ("llama",)
+SIZES = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
                    "generation_config.json")
@@ -59,6 +60,10 @@ def text_config_of(config, source):
     if kind not in SUPPORTED_TEXT_TYPES:
         raise UserError(f"{source}: text_config model_type {kind!r} is not supported "
                         f"(supported: {', '.join(SUPPORTED_TEXT_TYPES)})")
+    missing = [k for k in SIZES if not isinstance(text.get(k), int) or isinstance(text.get(k), bool)]
+    if missing:  # every tensor is checked against these sizes: none may be guessed
+        raise UserError(f"{Path(source) / 'config.json'}: text_config lacks {', '.join(missing)} "
+                        f"(or it is not a whole number); it needs {', '.join(SIZES)}")
     return text
 
 

@@ -3,6 +3,7 @@
 Memory stays bounded by BLOCK bytes whatever the model size: tensors are copied
 from the source shard to the output shard in blocks, converted on the way when
 the dtype changes."""
+import errno
 import json
 import os
 import struct
@@ -14,6 +15,7 @@ from omnilm.errors import UserError
 
 BLOCK = 64 * 2**20
 ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)  # copy_file_range refused
 DTYPE_NAMES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 
 
@@ -108,20 +110,24 @@ def _copy_tensor(out, source, dst_dtype, shape, on_bytes):
     src_path, src_dtype, start = source
     total = nbytes(src_dtype, shape)
     with open(src_path, "rb") as src:
+        done = 0
         if src_dtype == dst_dtype and hasattr(os, "copy_file_range"):
             out.flush()
-            done = 0
-            while done < total:  # kernel-side copy: no bytes through Python
-                n = os.copy_file_range(src.fileno(), out.fileno(), min(BLOCK, total - done), start + done)
-                if n == 0:
-                    raise UserError(f"{src_path} ended early while copying a tensor")
-                done += n
-                on_bytes and on_bytes(n)
-            out.seek(0, os.SEEK_END)
-            return
-        src.seek(start)
+            try:
+                while done < total:  # kernel-side copy: no bytes through Python
+                    n = os.copy_file_range(src.fileno(), out.fileno(), min(BLOCK, total - done), start + done)
+                    if n == 0:
+                        raise UserError(f"{src_path} ended early while copying a tensor")
+                    done += n
+                    on_bytes and on_bytes(n)
+                out.seek(0, os.SEEK_END)
+                return
+            except OSError as e:  # another filesystem (EXDEV) or none of it: a plain copy
+                if e.errno not in NO_KERNEL_COPY:
+                    raise
+                out.seek(0, os.SEEK_END)
+        src.seek(start + done)
         step = BLOCK - BLOCK % 8
-        done = 0
         while done < total:
             raw = src.read(min(step, total - done))
             if not raw:

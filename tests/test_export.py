@@ -101,7 +101,7 @@ def refusal_case(case, tiny_model, demo_text_model, tmp_path):
     out = tmp_path / "out"
     tiny_adapter = make_lora_adapter(tiny_model, tmp_path / "tiny-sft")
     return {
-        "another base": (options(adapter=tiny_adapter, model=demo_text_model, output=out), "trained for another base"),
+        "another base": (options(adapter=tiny_adapter, model=demo_text_model, output=out), "does not fit"),
         "missing adapter": (options(adapter=tmp_path / "nowhere", model=tiny_model, output=out), "does not exist"),
         "missing model": (options(adapter=tiny_adapter, model=tmp_path / "nowhere", output=out), "does not exist"),
         "no base named": (options(adapter=tiny_adapter, output=out), "pass --model"),
