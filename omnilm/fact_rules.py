@@ -15,6 +15,9 @@ NUMBER = r"(?<![\w.-])(?:\d[\d,]*(?:\.\d+)?|" + "|".join(NUMBER_WORDS) + r")(?![
 UNIT_STOP = {"of", "to", "in", "on", "at", "by", "for", "with", "from", "into", "about", "than", "and", "or",
              "but", "that", "which", "while", "when", "before", "after", "instead", "each", "as", "per", "so",
              "is", "are", "was", "were", "be", "the", "a", "an", "its", "their", "during", "between", "out"}
+# what names a table, figure, section or step by its number, in English and Korean
+LABEL_BEFORE = re.compile(r"(?:\b(?i:table|tab\.|figure|fig\.|section|sec\.|eq\.|equation|appendix|phase|step)"
+                          r"|표|그림|도표|수식|부록)\s*$")
 SEPARATORS = re.compile(r";\s+|:\s+(?=[a-z])|,\s+(?:so|while|whereas|but|and then)\s+")
 SUBJECT_PRONOUNS = {"It": "{topic}", "Its": "{topic}'s", "We": "The authors of {context}",
                     "Our": "The {context} authors'"}
@@ -150,8 +153,8 @@ def quantity_facts(sentence, subject_hint, context):
     facts = []
     for m in re.finditer(NUMBER, sentence, flags=re.I):
         token = m.group(0)
-        if re.search(r"(?:Table|Figure|Fig\.|Section|Eq\.|[Pp]hase|[Ss]tep)\s*$", sentence[:m.start()]):
-            continue  # a label, not a quantity
+        if LABEL_BEFORE.search(sentence[:m.start()]):
+            continue  # a label ('Table 1', '표 1'), not a quantity
         if re.match(r"-[a-z]+-", sentence[m.end():]):
             continue  # '7-billion-parameter': a compound adjective, not a count
         named = re.search(r"(?:the\s+)([A-Z][\w-]*)\s+$", sentence[:m.start()])

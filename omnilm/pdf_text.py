@@ -25,12 +25,19 @@ CID = re.compile(r"\(cid:\d+\)")
 PAGE_NUMBER = re.compile(r"^(page\s+)?(\d+|[ivx]{1,5})(\s*(of|/)\s*\d+)?$|^[-\u2013\u2014]\s*\d+\s*[-\u2013\u2014]$", re.I)
 REFERENCES = re.compile(r"^(\d+\.?\s+)?(references|bibliography|works cited|literature cited)$", re.I)
 AFTER_REFERENCES = re.compile(r"^(appendix|appendices|supplementary)\b", re.I)
+# what only a piece of a reference entry holds: a year, a link, a DOI, an arXiv id, a number in brackets
+ENTRY_PIECE = re.compile(r"\b(1[5-9]|20)\d\d[a-z]?\b|https?://|\bdoi\b|arxiv|^\[\d+\]", re.I)
+REFERENCES_DROPPED = "references only (--keep-references keeps them)"
 EDGE_LINES = 2          # lines at the top and at the bottom of a page where running headers/footers live
 SHORT_LINE = 0.7        # a line shorter than this share of a full line ends its paragraph
 # a numbered title starts with a letter: Latin, or any non-ASCII one (Korean "2 실험")
 SECTION_HEADING = re.compile(r"^((\d+(\.\d+)*|[A-Z]|[IVX]+)\.?\s+([A-Z]|[^\W\d_\x00-\x7f])[^.!?]*|abstract|references"
                              r"|bibliography|acknowledge?ments?|appendix( [A-Z])?)$", re.I)
 WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"  # kana, Han, CJK punctuation
+HANGUL = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f"
+NO_SPACE_SCRIPT = re.compile(f"[{CJK}]")     # Chinese and Japanese put no space between words
+SPACED_CJK = re.compile(f"[{HANGUL}0-9]")     # Korean does, between words (eojeol)
 
 
 # ---- extraction ------------------------------------------------------------------
@@ -180,12 +187,19 @@ def _edge_key(line):
 
 
 def find_running_lines(pages):
-    """Keys of lines that repeat at the top or bottom of many pages (headers, footers)."""
-    seen = Counter()
-    for lines in pages:
-        seen.update({_edge_key(ln) for ln in lines[:EDGE_LINES] + lines[-EDGE_LINES:]})
-    need = max(2, (len(pages) + 1) // 2)
-    return {key for key, n in seen.items() if n >= need} if len(pages) >= 2 else set()
+    """Keys of lines that repeat at the top or bottom of many pages (headers, footers),
+    counted on odd and even pages apart too: a journal's header alternates between
+    them (authors on one side, the title on the other)."""
+    if len(pages) < 2:
+        return set()
+    running = set()
+    for group in (pages, pages[0::2], pages[1::2]):
+        seen = Counter()
+        for lines in group:
+            seen.update({_edge_key(ln) for ln in lines[:EDGE_LINES] + lines[-EDGE_LINES:]})
+        need = max(2, (len(group) + 1) // 2)
+        running |= {key for key, n in seen.items() if n >= need}
+    return running
 
 
 def strip_page_furniture(pages, stats):
@@ -249,11 +263,38 @@ def full_line_length(pages):
     return lengths[int(0.8 * (len(lengths) - 1))] if lengths else 0
 
 
+def _cjk_glue(pages, full):
+    """glue(left, line) -> True where a line break fell inside a word of a script that
+    wraps per character: always between Chinese or Japanese characters; in Korean when
+    the document wraps per character (its lines end at one width, not at word ends)
+    and the two pieces are not both words seen on their own elsewhere ("정|확도가").
+    A sentence's end before the break is never glued (the line ends in punctuation)."""
+    lines = [ln for page in pages for ln in page if ln]
+    ends = [line_width(ln) for ln, nxt in zip(lines, lines[1:]) if nxt and SPACED_CJK.search(ln[-1:])
+            and line_width(ln) >= SHORT_LINE * full]
+    # per character, a line ends less than one wide character short of the widest; at word
+    # ends, anywhere up to a word short
+    per_character = len(ends) >= 3 and sum(w >= max(ends) - 2 for w in ends) >= 0.8 * len(ends)
+    seen = Counter(w.rstrip(".,;:!?") for ln in lines for w in ln.split())
+
+    def glue(left, line):
+        a, b = left[-1:], line[:1]
+        if NO_SPACE_SCRIPT.match(a) and NO_SPACE_SCRIPT.match(b):
+            return True
+        if not (per_character and SPACED_CJK.match(a) and SPACED_CJK.match(b)):
+            return False
+        head, tail = left.split()[-1], line.split()[0].rstrip(".,;:!?")
+        return not (seen[head] > 1 and seen[tail] > 1)  # each piece counts itself once
+
+    return glue
+
+
 def join_paragraphs(pages, stats):
     """Lines -> paragraphs: a blank line, a short line or a reference entry ends one;
     words hyphenated across a line end are joined back."""
     vocabulary = _vocabulary(pages)
     full = full_line_length(pages)
+    glue_cjk = _cjk_glue(pages, full)
     paragraphs, text, starts = [], "", []
 
     def close():
@@ -277,7 +318,7 @@ def join_paragraphs(pages, stats):
                 offset, text = len(text) - 1, text[:-1] + line
                 stats["hyphenations_joined"] += 1
             else:
-                glue = "" if re.search(r"[A-Za-z0-9]-$", text) else " "  # a compound's hyphen stays, unspaced
+                glue = "" if re.search(r"[A-Za-z0-9]-$", text) or glue_cjk(text, line) else " "
                 offset, text = len(text) + len(glue), text + glue + line
             if not starts or starts[-1][1] != page_no:
                 starts.append((offset, page_no))
@@ -288,13 +329,19 @@ def join_paragraphs(pages, stats):
 
 
 def drop_references(paragraphs, stats):
-    """Paragraphs without the references section (from its heading up to an appendix)."""
+    """Paragraphs less the entries of every reference list. A list runs from its heading
+    to the next heading that is no piece of an entry: an appendix ("A. Modularization
+    examples"), the next paper's title or section of a PDF that holds several, all kept."""
     kept, dropping = [], False
     for p in paragraphs:
-        if REFERENCES.match(p.text.strip()):
+        text = p.text.strip()
+        if REFERENCES.match(text):
             dropping = True
-        elif dropping and AFTER_REFERENCES.match(p.text):
+            stats["reference_lists"] += 1
+        elif dropping and (AFTER_REFERENCES.match(text) or (p.is_heading and not ENTRY_PIECE.search(text))):
             dropping = False
+        elif dropping:
+            stats["reference_entries_dropped"] += 1
         if dropping:
             stats["reference_chars_dropped"] += len(p.text)
         else:
@@ -323,7 +370,7 @@ def clean_pages(raw_pages, keep_references=False):
         elif n not in before:
             dropped[n] = "only a running header/footer or page number"
         elif n not in used:
-            dropped[n] = "references only (--keep-references keeps them)"
+            dropped[n] = REFERENCES_DROPPED
     return CleanDocument(paragraphs, len(pages), stats, dropped)
 
 

@@ -54,6 +54,14 @@ def read_document(path, extractor, keep_references):
     return doc, used
 
 
+def references_dropped(cleaning):
+    """What the cleaning left out of the text, and why, for the summary and the manifest."""
+    from omnilm.pdf_text import REFERENCES_DROPPED
+
+    return {"lists": cleaning.get("reference_lists", 0), "entries": cleaning.get("reference_entries_dropped", 0),
+            "why": REFERENCES_DROPPED}
+
+
 def chunk_documents(docs, count_tokens, chunk_tokens, overlap, min_chunks):
     """Chunks of every document (none straddles two); smaller chunks for a short corpus.
     Returns (chunks, chunk size used)."""
@@ -222,6 +230,7 @@ def prepare_document(args):
         "train_tokens": sum(chunks[i]["tokens"] for i in train_idx),
         "valid_tokens": sum(chunks[i]["tokens"] for i in valid_idx),
         "extractor": ", ".join(sorted(extractors)), "cleaning": cleaning,
+        "references_dropped": references_dropped(cleaning),
         "facts": len(facts), "facts_heldout": sum(f["heldout"] for f in facts), "model_rephrasings": rephrased,
         "facts_restructured": sum(f["kind"] != "table" and bool(f.get("variants")) for f in facts),
         "facts_by_kind": dict(Counter(f["kind"] for f in facts)), "fact_context": context,
@@ -264,6 +273,10 @@ def prepare_document(args):
     print(f"facts: {len(facts)} ({metrics['facts_heldout']} held out of every Q&A row; {metrics['facts_restructured']} "
           f"sentence facts also in other structures by rule) -> {display(output / FACTS_FILE)}; {len(fact_rows)} CPT "
           f"rows of {args.rephrasings} rephrasings a fact + {args.qa_in_cpt} Q&A a trained fact")
+    refs = metrics["references_dropped"]
+    if refs["lists"]:
+        print(f"{refs['entries']} reference entries of {refs['lists']} reference "
+              f"list{'s' if refs['lists'] > 1 else ''} dropped: {refs['why']}; what follows a list is kept")
     if "kept" in rephrased:
         dropped = rephrased["dropped_by_reason"]
         print(f"rewrites: {rephrased['kept']} kept on {rephrased['facts_rephrased']} facts from {rephrased['source']}"

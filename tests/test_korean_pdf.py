@@ -110,6 +110,10 @@ def test_stage_10_turns_the_korean_pdf_into_chunks_and_grounded_facts(project_ro
         assert sentence in text
     answers = {f["answer"] for f in facts}
     assert {"6", "256", "71.3", "2.5", "16", "4", "9"} <= answers, answers  # both paragraphs' numbers
+    assert {"12,400", "1,200"} <= answers, answers  # thousands separators before a counter word ('1,200개')
+    for answer in ("12,400", "1,200"):
+        fact = next(f for f in facts if f["answer"] == answer)
+        assert f"{answer}개" in fact["statement"] and "몇" in fact["questions"][0]
     for f in facts:
         assert ungrounded(f) is None and f["sentence"] in text
     six = next(f for f in facts if f["answer"] == "6")
