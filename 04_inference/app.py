@@ -29,6 +29,7 @@ NO_ADAPTER = "None"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 STOP_WAIT_S = 60  # a stopped run ends at its next token; a long prompt may still be in prefill
 LISTED_CHATS = 30  # the sidebar's list of earlier conversations: the newest ones
+NOT_SAVED = " · not saved (the chat store cannot be used: see the message above)"
 
 
 @st.cache_resource
@@ -184,11 +185,18 @@ def wait_for_stopped_reply():
 
 
 def record(history, question, reply, names, opts, conversation=None, turn=None):
+    """The answer into the history, and into the store unless it cannot be written (the
+    page said why once): then the answer's stats line says it was not saved."""
     entry = {"role": "assistant", "content": reply.answer, "reasoning": reply.reasoning, "stats": reply.stats_line()}
     history.append(entry)
     try:
-        entry["turn"] = chat_store.add_exchange(exchange_row(names, opts, question, reply), conversation, turn,
-                                                stats=entry["stats"])
+        if opts.get("store_problem"):
+            entry["stats"] += NOT_SAVED
+        else:
+            entry["turn"] = chat_store.add_exchange(exchange_row(names, opts, question, reply), conversation, turn,
+                                                    stats=entry["stats"])
+    except UserError:  # the store broke during this answer
+        entry["stats"] += NOT_SAVED
     finally:
         reply.recorded = True
 
@@ -211,6 +219,16 @@ def new_chat():
     st.query_params.pop("chat", None)
 
 
+def store_problem():
+    """Why the chat store cannot be used ("" when it can), checked once a run and shown
+    once: the app then answers without saving and the panels that read it stay quiet."""
+    try:
+        chat_store.check()
+    except UserError as e:
+        return f"{e}. Answers are shown but not saved."
+    return ""
+
+
 def start_session():
     """A new browser session (first visit, page reload) reopens the chat its URL names."""
     st.session_state.setdefault("conversation_id", None)
@@ -219,8 +237,8 @@ def start_session():
         if st.query_params.get("chat"):
             try:
                 open_conversation(st.query_params["chat"])
-            except UserError as e:
-                st.error(str(e))
+            except UserError:
+                pass  # the store's problem is the page's one message (store_problem)
 
 
 def take_back_last_answer(loaded):
@@ -242,8 +260,8 @@ def conversations_panel():
         convs = chat_store.conversations()
         current = st.session_state.conversation_id
         conv = chat_store.conversation(current) if current else None
-    except UserError as e:
-        st.error(str(e))
+    except UserError:
+        st.caption("Not available: see the message above.")
         return
     if not convs:
         st.caption(f"None yet: each chat is kept in {display(chat_store.db_path())} as it happens.")
@@ -265,7 +283,11 @@ def conversations_panel():
 
 
 def history_panel():
-    log = chatlog.read_log()
+    try:
+        log = chatlog.read_log()
+    except UserError:
+        st.caption("The log is not available: see the message above.")
+        return
     old = len(chatlog.read_old_rows())
     st.caption(f"{len(log)} exchanges logged in {display(chat_store.db_path())}"
                + (f" ({old} of them from the older {display(chatlog.log_path())})" if old else ""))
@@ -316,11 +338,14 @@ def pick_mode(model):
 def main():
     st.set_page_config(page_title="omnilm chat", page_icon=":material/chat:", layout="wide")
     warn_if_exposed()
+    problem = store_problem()
+    if problem:
+        st.error(problem, icon=":material/database:")
     start_session()
     st.sidebar.title("omnilm chat")
     model = pick_model()
     comparing, stages, adapter, usable = pick_mode(model)
-    opts = controls()
+    opts = {**controls(), "store_problem": problem}
     clear_col, reload_col = st.sidebar.columns(2)
     clear_col.button("New chat", key="clear", on_click=new_chat, icon=":material/add_comment:")
     force = reload_col.button("Reload model", key="reload")

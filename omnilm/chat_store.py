@@ -97,10 +97,16 @@ def connect(path=None):
         conn.row_factory = sqlite3.Row
         yield conn
     except sqlite3.DatabaseError as e:
+        if any(why in str(e) for why in ("readonly", "read-only", "disk is full", "disk I/O")):
+            raise UserError(f"{display(path)} cannot be written ({e}): make it writable (or make room) "
+                            "to save chats") from None
         if not any(why in str(e) for why in ("not a database", "malformed", "unable to open")):
             raise  # a bug of ours or a lock held past the timeout: not the user's file's fault
         raise UserError(f"{display(path)} cannot be used as the chat store ({e}): move it aside "
                         "and the app starts a new one") from None
+    except OSError as e:  # logs/ itself cannot be made
+        raise UserError(f"{display(path)} cannot be written ({e.strerror}): make {display(path.parent)} "
+                        "writable to save chats") from None
     finally:
         if conn is not None:
             conn.close()
@@ -117,6 +123,19 @@ def _write(path=None):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def check(path=None):
+    """Raise UserError when the store cannot be both read and written (damaged, read-only,
+    full), before an answer is generated and then lost. A missing or 0-byte file is a
+    new store; a damaged one is never replaced (the user moves it aside)."""
+    with connect(path) as conn:
+        conn.execute("SELECT COUNT(*) FROM exchanges").fetchone()
+        conn.execute("BEGIN IMMEDIATE")
+        try:  # a write that is rolled back: the store is left exactly as it was
+            conn.execute("INSERT INTO conversations (id, title, created, updated) VALUES ('', '', '', '')")
+        finally:
+            conn.execute("ROLLBACK")
 
 
 def _text(value):

@@ -199,3 +199,55 @@ def test_holder_never_downloads(bad):
 
     with pytest.raises(UserError, match="does not exist"):
         ModelHolder().get(bad)
+
+
+def page_errors(at):
+    return [e.value for e in [*at.error, *at.sidebar.error]]
+
+
+def test_a_corrupt_chat_store_is_one_message_and_the_app_still_answers(chat_project):
+    store = chat_project / "logs" / "chats.sqlite3"
+    store.write_bytes(b"not a database, a user's file " * 200)
+    before = store.read_bytes()
+    at = start(max_tokens=16)
+    assert not at.exception
+    errors = page_errors(at)
+    assert len(errors) == 1 and "logs/chats.sqlite3" in errors[0] and "not saved" in errors[0], errors
+    at.chat_input(key="question").set_value("What does VELLUM stand for?").run()
+    assert not at.exception and len(page_errors(at)) == 1
+    history = at.session_state["history"]
+    assert history[1]["content"] and "not saved" in history[1]["stats"]
+    assert "not saved" in " ".join(c.value for c in at.chat_message[1].caption)
+    assert "log is not available" in " ".join(c.value for c in at.caption)
+    assert store.read_bytes() == before  # never overwritten
+    assert sorted(p.name for p in store.parent.iterdir()) == ["chats.sqlite3"]
+
+
+def test_a_read_only_chat_store_still_answers_and_shows_its_chats(chat_project):
+    import subprocess
+
+    store = chat_project / "logs" / "chats.sqlite3"
+    chat_store.add_exchange({"prompt": "An earlier question", "answer": "An earlier answer"}, "c0", path=store)
+    if subprocess.run(["chattr", "+i", str(store)], capture_output=True).returncode:
+        pytest.skip("chattr +i (immutable: read-only even for root) is not available here")
+    try:
+        before = store.read_bytes()
+        at = start(max_tokens=16)
+        errors = page_errors(at)
+        assert not at.exception and len(errors) == 1 and "cannot be written" in errors[0], errors
+        at.chat_input(key="question").set_value("What does VELLUM stand for?").run()
+        assert not at.exception and len(page_errors(at)) == 1
+        assert "not saved" in at.session_state["history"][1]["stats"]
+        assert "An earlier question" in " ".join(b.proto.label for b in at.sidebar.button)  # still listed
+        assert store.read_bytes() == before
+    finally:
+        subprocess.run(["chattr", "-i", str(store)], capture_output=True)
+
+
+def test_an_empty_chat_store_file_is_a_new_store(chat_project):
+    store = chat_project / "logs" / "chats.sqlite3"
+    store.write_bytes(b"")
+    at = start(max_tokens=16)
+    at.chat_input(key="question").set_value("What does VELLUM stand for?").run()
+    assert not at.exception and not page_errors(at)
+    assert [r["prompt"] for r in chatlog.read_rows()] == ["What does VELLUM stand for?"]
