@@ -45,6 +45,8 @@ def build_parser():
                    "made from its facts, and the broad control_questions.jsonl)")
     p.add_argument("--stages", nargs="+", help="name=MODEL or name=MODEL+ADAPTER ... (default: demo base, cpt, sft); "
                    "the first is the reference the bleed and the control are measured against")
+    p.add_argument("--adapter", action="append", metavar="NAME=ADAPTER_DIR",
+                   help="a stage's adapter, for a path that holds a '+' (e.g. --stages sft=MODEL --adapter sft=DIR)")
     p.add_argument("--facts", default=str(paper / FACTS_FILE),
                    help="the paper's facts.jsonl (stage 10), whose terms make the bleed figure; 'none' for no bleed "
                    "(default: the demo paper's)")

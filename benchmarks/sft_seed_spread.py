@@ -25,7 +25,7 @@ from omnilm.atomic import write_text_atomic
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.evaluation import KINDS
-from omnilm.paths import adapters_dir, demo_text_model, display, resolve, results_dir, sft_data_dir
+from omnilm.paths import adapters_dir, demo_text_model, display, resolve, results_dir, root, sft_data_dir
 from omnilm.pipeline import run_or_fail
 
 
@@ -51,7 +51,7 @@ def pipeline_adapter(name, data, seed):
         used = json.loads((own / "manifest.json").read_text())["args"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    same = used.get("seed") == seed and resolve(used.get("data") or "") == data
+    same = used.get("seed") == seed and root() / (used.get("data") or "") == data  # the pipeline's runs: from the root
     return own if same and is_complete(own) and not used.get("config") else None
 
 

@@ -81,12 +81,43 @@ def first_of_each_kind(questions, n):
 
 
 def parse_stage(spec):
-    """'name=MODEL' or 'name=MODEL+ADAPTER' -> (name, model, adapter or None)."""
+    """'name=MODEL' or 'name=MODEL+ADAPTER' -> (name, model, adapter or None). A path may
+    hold a '+' (a project folder 'run+1'): an existing folder is the model whole, else
+    the split is at the last '+' whose left side exists (--adapter name=DIR avoids the
+    question); with none, at the last '+' (check_stage then names what is missing)."""
     if "=" not in spec:
         raise UserError(f"stage {spec!r} must look like name=MODEL_DIR or name=MODEL_DIR+ADAPTER_DIR")
     name, rest = spec.split("=", 1)
-    model, _, adapter = rest.partition("+")
-    return name, model, adapter or None
+    if "+" not in rest or resolve(rest).is_dir():
+        return name, rest, None
+    cuts = [i for i, ch in enumerate(rest) if ch == "+"]
+    cut = next((i for i in reversed(cuts) if resolve(rest[:i]).is_dir()), cuts[-1])
+    return name, rest[:cut], rest[cut + 1:] or None
+
+
+def parse_stages(specs, adapters=()):
+    """[(name, model, adapter)] resolved, from --stages and --adapter name=DIR (which
+    gives a stage its adapter without the '+' form: then every spec is name=MODEL)."""
+    given = {}
+    for item in adapters or ():
+        name, sep, folder = str(item).partition("=")
+        if not sep or not folder:
+            raise UserError(f"--adapter {item!r} must look like name=ADAPTER_DIR")
+        given[name] = folder
+    stages = []
+    for spec in specs:
+        if given:  # with --adapter, --stages names models only: a '+' is part of a path
+            if "=" not in spec:
+                raise UserError(f"stage {spec!r} must look like name=MODEL_DIR (its adapter: --adapter name=DIR)")
+            name, model = spec.split("=", 1)
+            adapter = given.get(name)
+        else:
+            name, model, adapter = parse_stage(spec)
+        stages.append((name, resolve(model), resolve(adapter) if adapter else None))
+    unknown = sorted(set(given) - {name for name, _, _ in stages})
+    if unknown:
+        raise UserError(f"--adapter {unknown[0]}=...: no stage named {unknown[0]} in --stages")
+    return stages
 
 
 def default_stages():
@@ -391,7 +422,7 @@ def compare_stages(args):
     from omnilm.progress import bar
 
     if args.stages:
-        stages = [(n, resolve(m), resolve(a) if a else None) for n, m, a in map(parse_stage, args.stages)]
+        stages = parse_stages(args.stages, getattr(args, "adapter", None))
     else:
         stages = default_stages()
     for stage in stages:

@@ -1,4 +1,4 @@
-"""Every path of the project, resolved from the project root, never from the cwd.
+"""Every path of the project, from the project root; a path the user gives, from the cwd.
 
 OMNILM_ROOT overrides the root (the tests point it at a temporary folder)."""
 import os
@@ -109,15 +109,12 @@ def logs_dir():
 
 
 def resolve(path):
-    """A user-given path: absolute stays, relative is taken from the project root
-    when it exists there, else from the cwd (so both `models/x` and `./x` work)."""
+    """A user-given path: absolute stays, relative is taken from the current directory,
+    as every command-line tool does (`--pdf ../x.pdf` from a subfolder is that file,
+    never one that happens to sit at the same place under the project root). The
+    pipeline runs every stage from the project's folder with absolute paths."""
     p = Path(path).expanduser()
-    if p.is_absolute():
-        return p
-    under_root = root() / p
-    if under_root.exists() or not p.exists():
-        return under_root
-    return p.resolve()
+    return p if p.is_absolute() else Path.cwd() / p
 
 
 def display(path):

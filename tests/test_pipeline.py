@@ -165,7 +165,10 @@ def test_bad_pdf_or_source_stops_at_once(project_root, tmp_path):
         r = _pipeline(*args, root=project_root)
         assert r.returncode == 2, r.stderr
         assert message in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    (omni / "config.json").write_text(json.dumps({"model_type": "vlm", "text_config": {"model_type": "llama"}}))
+    sizes = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
+             "vocab_size": 256}
+    (omni / "config.json").write_text(json.dumps({"model_type": "vlm", "text_config": {"model_type": "llama",
+                                                                                       **sizes}}))
     r = _pipeline("--source", str(omni), "--pdf", str(not_pdf), root=project_root)
     assert r.returncode == 2 and "is not a PDF" in r.stderr
     assert sorted(p.name for p in (project_root / "models").iterdir()) == ["omni"]  # nothing started
