@@ -47,16 +47,17 @@ manifest.json.
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.config import FRACTION, make_parser, parse_options
 from omnilm.errors import run_main
-from omnilm.paths import CONTROL_QUESTIONS, DEMO_GOLDEN, REPLAY_QUESTIONS
+from omnilm.paths import CONTROL_QUESTIONS, DEMO_GOLDEN, REPLAY_QUESTIONS, demo_pdf, demo_text_model
 from omnilm.pdf_text import EXTRACTORS
 from omnilm.prepare import prepare_document
 
 
 def build_parser():
     p = make_parser(__doc__)
-    p.add_argument("--pdf", default="data/demo_paper.pdf", help="a PDF file or a folder of PDFs")
-    p.add_argument("--model", default="models/demo-omni-Text",
-                   help="model folder whose tokenizer measures the chunks")
+    p.add_argument("--pdf", default=str(demo_pdf()),
+                   help="a PDF file or a folder of PDFs (default: data/demo_paper.pdf)")
+    p.add_argument("--model", default=str(demo_text_model()),
+                   help="model folder whose tokenizer measures the chunks (default: models/demo-omni-Text)")
     p.add_argument("--output", help="output folder (default: data/cpt/<pdf stem or folder name>)")
     p.add_argument("--chunk-tokens", default=512, type=int, help="most tokens in a chunk")
     p.add_argument("--overlap", default=64, type=int, help="tokens a chunk repeats from the one before")

@@ -13,7 +13,7 @@ from pathlib import Path
 from omnilm.errors import UserError
 from omnilm.extract import is_omni
 from omnilm.manifest import read_manifest
-from omnilm.paths import adapters_dir, display, models_dir, resolve, results_dir
+from omnilm.paths import adapters_dir, display, models_dir, results_dir, stored
 from omnilm.safetensors_io import read_header
 
 WEIGHTS = "model*.safetensors"  # the files mlx-lm's load reads
@@ -189,10 +189,10 @@ def default_adapter(adapters, model, results=None):
     fitting = [a for a in adapters if not a.unfinished and check_adapter(a, model).ok]
     rec = recommended_stage(results)
     if rec is not None and not rec.get("adapter"):
-        if rec.get("model") and resolve(rec["model"]).resolve() == Path(model.path).resolve():
+        if rec.get("model") and stored(rec["model"]).resolve() == Path(model.path).resolve():
             return None
     elif rec is not None:
-        picked = [a for a in fitting if resolve(rec["adapter"]).resolve() == (adapters_dir() / a.name).resolve()]
+        picked = [a for a in fitting if stored(rec["adapter"]).resolve() == (adapters_dir() / a.name).resolve()]
         if picked:
             return picked[0].name
     sft = [a for a in fitting if a.is_sft]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omnilm.atomic import write_text_atomic
 from omnilm.errors import UserError
-from omnilm.paths import display, resolve
+from omnilm.paths import display, stored
 
 MANIFEST = "manifest.json"
 HASH_LIMIT = 64 * 2**20  # hash inputs up to this size; bigger ones are named by size only
@@ -105,5 +105,5 @@ def base_model_of(folder):
         if isinstance(value, dict):
             value = value.get("path")
         if isinstance(value, str) and value:
-            return resolve(value)
+            return stored(value)
     return None

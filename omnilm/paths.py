@@ -117,6 +117,13 @@ def resolve(path):
     return p if p.is_absolute() else Path.cwd() / p
 
 
+def stored(path):
+    """A path this project wrote (a manifest, eval.json): display() made it relative to
+    the root, so it is read back from the root, wherever the reader runs."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else root() / p
+
+
 def display(path):
     """A path as the user should read it: relative to the root when inside it."""
     p = Path(path).resolve()

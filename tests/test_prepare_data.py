@@ -209,7 +209,7 @@ def _bad_inputs():
 def test_bad_input_is_refused_in_one_sentence_with_no_output(root, name):
     data, why = _bad_inputs()[name]
     (root / name).write_bytes(data)
-    run = prepare("--pdf", name)
+    run = prepare("--pdf", root / name)
     assert run.returncode == 2
     lines = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and name in lines[0] and why in lines[0], run.stderr

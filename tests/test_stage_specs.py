@@ -60,6 +60,6 @@ def test_a_relative_path_is_taken_from_the_current_directory(tmp_path, monkeypat
     assert resolve("x.pdf") == elsewhere / "x.pdf"
     # and a script run from the subfolder reads the file the user means
     env = {**os.environ, "OMNILM_ROOT": str(root)}
-    r = subprocess.run([sys.executable, "-c", "from omnilm.paths import resolve; print(resolve('../x.pdf').read_text())"],
-                       capture_output=True, text=True, cwd=elsewhere, env=env)
+    code = "from omnilm.paths import resolve; print(resolve('../x.pdf').read_text())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=elsewhere, env=env)
     assert r.stdout.strip() == "the file next to sub/", r.stderr
