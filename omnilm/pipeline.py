@@ -212,17 +212,25 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
 
 
 def check_user_inputs(source, pdf):
-    """Stop at once, before any stage, on a source or PDF that cannot work."""
-    from omnilm.extract import load_config, text_config_of
+    """Stop at once, before any stage, on a source or PDF that cannot work, with the
+    checks stage 00 and stage 10 make (every shard's header and tensor against
+    text_config; each PDF readable, not encrypted, with a text layer): a bad one
+    stopped the run only after extraction and quantization had replaced folders."""
+    from omnilm.extract import load_config, plan_extraction, text_config_of
 
+    text = None
     if source is not None:
         if not Path(source).exists():
             raise UserError(f"--source {source} does not exist")
-        text_config_of(load_config(source), source)
+        text = text_config_of(load_config(source), source)
     if pdf is not None:
         from omnilm.pdf_text import list_pdfs
+        from omnilm.prepare import read_document
 
-        list_pdfs(pdf)
+        for path in list_pdfs(pdf):
+            read_document(path, "auto", keep_references=False, quiet=True)
+    if text is not None:  # the shards last: their headers are the slowest to read
+        plan_extraction(source, text)
 
 
 def check_config(config, stages):

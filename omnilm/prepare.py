@@ -39,16 +39,21 @@ def load_tokenizer(model):
         raise UserError(f"cannot load the tokenizer of {display(model)}: {str(e).splitlines()[0]}")
 
 
-def read_document(path, extractor, keep_references):
-    """One PDF -> CleanDocument, refusing scanned documents; reports pages without text."""
-    with bar(desc=f"reading {path.name}", unit="page") as progress:
-        raw, used = extract_pages(path, extractor, progress=progress.update)
+def read_document(path, extractor, keep_references, quiet=False):
+    """One PDF -> CleanDocument, refusing encrypted, damaged and scanned documents;
+    reports pages without text. quiet: no bar and no warning (the pipeline's first
+    check, which runs this same test before stage 00)."""
+    if quiet:
+        raw, used = extract_pages(path, extractor)
+    else:
+        with bar(desc=f"reading {path.name}", unit="page") as progress:
+            raw, used = extract_pages(path, extractor, progress=progress.update)
     doc = clean_pages(raw, keep_references=keep_references)
     no_text = [p for p, why in doc.dropped_pages.items() if why.startswith("no text layer")]
     if len(no_text) == doc.pages:
         raise UserError(f"{display(path)} has no text layer on any of its {doc.pages} pages (a scanned document?); "
                         f"run OCR first, e.g. ocrmypdf in.pdf out.pdf")
-    if no_text:
+    if no_text and not quiet:
         print(f"warning: {display(path)}: {len(no_text)} of {doc.pages} pages have no text layer and are skipped "
               f"(pages {', '.join(map(str, no_text))})", file=sys.stderr)
     return doc, used

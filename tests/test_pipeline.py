@@ -220,3 +220,44 @@ def test_a_paper_of_your_own_never_gets_the_demo_papers_pairs_or_questions(proje
     demo = demo_plan()
     assert str(DEMO_GOLDEN) in args_of(demo, "qa") and str(DEMO_QUESTIONS) in args_of(demo, "eval")
     assert "demo-pdf" in [s.name for s in demo]
+
+
+@pytest.mark.parametrize("case", ["encrypted", "scanned", "truncated shard"])
+def test_an_encrypted_or_scanned_pdf_or_a_bad_shard_stops_before_stage_00(case, project_root, tmp_path,
+                                                                         demo_omni_model):
+    """The first check makes stage 00's and stage 10's own checks: nothing runs (no
+    extraction, no quantization replacing folders) before the refusal."""
+    from conftest import assert_one_line_refusal
+
+    from omnilm.pdf_writer import Page, render_paper, write_pdf
+
+    source = project_root / "models" / "omni"
+    source.mkdir()
+    for f in demo_omni_model.iterdir():
+        if f.name != ".stamp":
+            (source / f.name).symlink_to(f)
+    pdf = tmp_path / "paper.pdf"
+    paper = render_paper((REPO / "10_stage1_cpt" / "demo_paper.md").read_text())[0]
+    words = "paper.pdf"
+    if case == "encrypted":
+        page = Page()
+        page.text(72, 760, "Secret text.", size=10)
+        pdf.write_bytes(write_pdf([page], password_protected=True))
+        words = "encrypted"
+    elif case == "scanned":
+        scan = Page()
+        scan.box(72, 500, 450, 200, 0.5)
+        pdf.write_bytes(write_pdf([scan, scan]))
+        words = "no text layer"
+    else:
+        pdf.write_bytes(paper)
+        shard = source / "model-00002-of-00004.safetensors"
+        data = shard.read_bytes()
+        shard.unlink()
+        shard.write_bytes(data[:len(data) // 3])
+        words = "truncated"
+    r = _pipeline("--source", str(source), "--pdf", str(pdf), root=project_root)
+    assert_one_line_refusal(r, words)
+    assert "[1/" not in r.stdout, r.stdout  # no stage started
+    assert sorted(p.name for p in (project_root / "models").iterdir()) == ["omni"]
+    assert not any((project_root / "data").iterdir()) and not any((project_root / "results").iterdir())
