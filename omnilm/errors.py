@@ -2,6 +2,7 @@
 import contextlib
 import errno
 import sys
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -33,7 +34,8 @@ def writing(path):
         yield
     except (OSError, RuntimeError) as e:
         why = write_problem(e)
-        if why is None:
+        elsewhere = getattr(e, "filename", None) and not str(e.filename).startswith(str(Path(path).parent))
+        if why is None or elsewhere:  # not this output's (an input read without permission)
             raise
         from omnilm.paths import display
 
@@ -54,7 +56,7 @@ def run_main(main):
         if why is None:
             raise
         where = getattr(e, "filename", None) or "an output"
-        print(f"error: cannot write {where}: {why}; {FIX}", file=sys.stderr)
+        print(f"error: cannot use {where}: {why}; {FIX}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: nothing half-written was kept; run again to continue", file=sys.stderr)
