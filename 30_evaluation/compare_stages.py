@@ -54,6 +54,8 @@ def build_parser():
                    help="the folders trained on (train.jsonl, valid.jsonl): an independent question whose form or "
                    "wording a training row has is dropped (default: the demo paper's CPT and SFT data)")
     p.add_argument("--max-tokens", default=48, type=int, help="answer length limit in tokens")
+    p.add_argument("--batch-size", default=64, type=int,
+                   help="questions generated at once; lower it when memory is short (an 8B model on 16 GB: 16)")
     p.add_argument("--per-kind", default=0, type=int,
                    help="ask only the first N questions of each kind, a quick look; 0 = every question")
     p.add_argument("--output", help="results folder (default: results/)")

@@ -32,6 +32,9 @@ from omnilm.verdict import (KINDS, OPEN_BOOK, OPEN_BOOK_NOTE, bleed_terms, knowl
 NLL_KINDS = ("trained", "heldout_fact", "paraphrase", "reader")
 CONTROL_TOKENS = 32  # a general answer is judged by its first sentence (bleed included): cheaper, same verdict
 CLOZE_TOKENS = 16
+# Rows generated at once: on the CPU 64 rows took 0.71x the time of 16 for the same greedy
+# tokens (docs/experiments/2026-12-07-verdict.md); a small-memory machine sets it lower.
+BATCH_SIZE = 64
 OPEN_BOOK_PROMPT = "Read this passage and answer the question.\n\nPassage: {passage}\n\nQuestion: {question}"
 
 CSV_COLUMNS = ("stage", "kind", "id", "question", "answer", "correct", "facts_missing", "answer_nll",
@@ -254,7 +257,7 @@ def cloze_done(text):
     return "\n" in text.lstrip() or len(text.split()) > 12
 
 
-def generate_answers(model, tokenizer, messages, max_tokens, bar=None, enough=None, chat=True):
+def generate_answers(model, tokenizer, messages, max_tokens, bar=None, enough=None, chat=True, batch_size=BATCH_SIZE):
     """Greedy answers (reasoning removed) to every user message, batched; and the run.
     On the demo they equal generate_answer's one by one (tests, benchmarks/eval_generation_bench.py).
     chat=False completes each message as plain text (a cloze probe), no template."""
@@ -262,7 +265,7 @@ def generate_answers(model, tokenizer, messages, max_tokens, bar=None, enough=No
     from omnilm.think import split_reasoning
 
     prompts = [prompt_tokens(tokenizer, m)[1] for m in messages] if chat else list(messages)
-    run = generate_batched(model, tokenizer, prompts, max_tokens, bar=bar, enough=enough)
+    run = generate_batched(model, tokenizer, prompts, max_tokens, batch_size=batch_size, bar=bar, enough=enough)
     texts = [split_reasoning(t)[0].strip() for t in run.texts] if chat else [t.strip() for t in run.texts]
     return texts, run
 
@@ -276,7 +279,8 @@ def answer_groups(questions, max_tokens):
     return [g for g in groups if g[0]]
 
 
-def evaluate_stage(name, model_dir, adapter, questions, max_tokens=48, bar=None, open_book=False):
+def evaluate_stage(name, model_dir, adapter, questions, max_tokens=48, bar=None, open_book=False,
+                   batch_size=BATCH_SIZE):
     import mlx.core as mx
 
     from omnilm.chat import load_model
@@ -287,7 +291,7 @@ def evaluate_stage(name, model_dir, adapter, questions, max_tokens=48, bar=None,
     messages = [asked(q, open_book) for q in questions]
     answers, texts, speeds, peak = [None] * len(questions), [None] * len(questions), [None] * len(questions), 0.0
     for idx, limit, enough, chat in answer_groups(questions, max_tokens):
-        got, run = generate_answers(model, tokenizer, [messages[i] for i in idx], limit, bar, enough, chat)
+        got, run = generate_answers(model, tokenizer, [messages[i] for i in idx], limit, bar, enough, chat, batch_size)
         for i, answer, text in zip(idx, got, run.texts):
             answers[i], texts[i], speeds[i] = answer, text, round(run.tokens_per_second, 2)
         peak = max(peak, run.stats["peak_memory_gb"])
@@ -351,13 +355,13 @@ def summarize(rows):
     return out
 
 
-def run_comparison(runs, output_dir, max_tokens=48, bar=None, terms=None):
+def run_comparison(runs, output_dir, max_tokens=48, bar=None, terms=None, batch_size=BATCH_SIZE):
     """Every run of plan_runs evaluated, the bleed against the paper's `terms` and the
     recommendation; then eval.csv, eval.md and eval.png written."""
     rows = []
     started = time.perf_counter()
     for name, model_dir, adapter, questions, open_book in runs:
-        rows += evaluate_stage(name, model_dir, adapter, questions, max_tokens, bar, open_book)
+        rows += evaluate_stage(name, model_dir, adapter, questions, max_tokens, bar, open_book, batch_size)
     summary = summarize(add_bleed(rows, terms))
     pick, notes = recommend(summary, skip=(OPEN_BOOK,))
     where = {name: (model_dir, adapter) for name, model_dir, adapter, _, _ in runs}
@@ -439,6 +443,7 @@ def compare_stages(args):
     facts_file = resolve(args.facts) if getattr(args, "facts", None) else None
     if facts_file is not None and not facts_file.is_file():
         raise UserError(f"--facts {display(facts_file)} does not exist")
+    terms = paper_vocabulary(facts_file)  # read before any model loads: a bad file fails at once
     runs = plan_runs(stages, questions, args.open_book)
     out = resolve(args.output) if args.output else results_dir()
     if dropped:
@@ -446,8 +451,8 @@ def compare_stages(args):
               f"({', '.join(sorted({d.get('form', 'same wording') for d in dropped}))})")
     with staged_files(out) as tmp:
         with bar(total=sum(len(r[3]) for r in runs), desc="evaluating", unit="q") as progress:
-            rows, summary, recommendation, seconds = run_comparison(runs, tmp, args.max_tokens, progress,
-                                                                    paper_vocabulary(facts_file))
+            rows, summary, recommendation, seconds = run_comparison(runs, tmp, args.max_tokens, progress, terms,
+                                                                    getattr(args, "batch_size", BATCH_SIZE))
         inputs = {f"questions:{f.name}": fingerprint(f) for f in files}
         if facts_file is not None:
             inputs["facts"] = fingerprint(facts_file)

@@ -93,8 +93,13 @@ def _answer_span(text, fact):
     return None
 
 
+MAX_ANSWER_WORDS = 6  # a longer answer (the rest of a sentence) is not a fact a reader would fill in
+
+
 def _ordered(facts, limit, seed):
-    """Held-out facts first (in their order), then the trained ones in a seeded order."""
+    """Held-out facts first (in their order), then the trained ones in a seeded order;
+    facts whose answer is more than MAX_ANSWER_WORDS words are left out."""
+    facts = [f for f in facts if len(f["answer"].split()) <= MAX_ANSWER_WORDS]
     held = [f for f in facts if f.get("heldout")]
     trained = [f for f in facts if not f.get("heldout")]
     random.Random(seed).shuffle(trained)

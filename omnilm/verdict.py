@@ -57,7 +57,7 @@ def paper_terms(facts):
             a = normalize(a)
             if len(a) > 1 and a not in NUMBER_WORDS and not (a.isdigit() and len(a) < 3):
                 terms.add(a)
-        for word in re.findall(r"[\w-]+", f.get("subject", "")):
+        for word in re.findall(r"[\w-]+", f.get("subject") or ""):
             if re.search(r"\d", word) or re.fullmatch(r"[A-Z][A-Z0-9-]+", word) or re.search(r"[a-z][A-Z]", word):
                 terms.add(normalize(word))
     return terms

@@ -85,7 +85,13 @@ def test_killed_twice_then_finished(project_root, tmp_path):
         assert f"{stage}: skipped" in out, stage
     assert not list(sft_data.parent.glob(".demo_paper.tmp-*"))  # the killed run's leftovers are gone
     assert (sft_data / "manifest.json").exists() and (project_root / "results" / "eval.json").exists()
-    assert (project_root / "results" / "REPORT.md").exists()
+    report = (project_root / "results" / "REPORT.md").read_text()
+    # the verdict the whole way: every kind the training never shaped, the control's bleed, the pick
+    summary = json.loads((project_root / "results" / "eval.json").read_text())["metrics"]
+    for kind in ("independent", "cloze", "heldout_fact", "paraphrase", "control"):
+        assert summary["summary"]["sft"][f"{kind}_n"] == 2, kind
+    assert "bleed" in summary["summary"]["sft"] and summary["recommended"]["stage"] in ("base", "cpt", "sft")
+    assert f"**Use {summary['recommended']['stage']}**" in report and "90% Wilson interval" in report
 
     # 4. nothing changed: every recorded stage is skipped, fast
     started = time.monotonic()

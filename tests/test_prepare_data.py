@@ -164,7 +164,7 @@ def test_replay_pairs_are_mixed_into_train_only_and_counted(root):
     plain text (question, then answer); validation stays the document."""
     questions = root / "general.txt"
     questions.write_text("What is the capital of Italy?\nWhat is the capital of Japan?\n"
-                         "How many days are there in a week?\nWhy do we need to drink water?\n")
+                         "How many legs does a spider have?\nWhy do we need to drink water?\n")
     run = prepare("--replay", 4, "--replay-questions", questions, "--replay-max-tokens", 24)
     assert run.returncode == 0, run.stderr
     out = root / "data" / "cpt" / "demo_paper"

@@ -36,8 +36,8 @@ def test_wilson_interval_of_3_in_16():
 
 
 def test_bleed_flags_a_planted_paper_term():
-    terms = paper_terms(FACTS)
-    assert {"19.06", "vellum", "kelpqa"} <= terms
+    terms = paper_terms(FACTS + [dict(FACTS[0], subject=None, accept=["Orrin"])])  # a fact with no subject
+    assert {"19.06", "vellum", "kelpqa", "orrin"} <= terms
     assert "8" not in terms and "eight" not in terms  # too common in general answers to tell anything
     planted = bleed_terms("A typical day in the field is 19.06 kilobytes.", "A day has 24 hours.",
                           "How many hours are in a day?", terms)
@@ -168,3 +168,12 @@ def test_the_second_paper_and_its_reader_questions_written_before_any_run():
         assert q["passage"] in text, q["id"]
         assert score_answer(q["reference"], q["key_facts"])[0], q["id"]
         assert q["question"] not in text  # asked in other words than the paper's
+
+
+def test_a_fact_whose_answer_is_the_rest_of_a_sentence_makes_no_question_or_probe():
+    long = dict(FACTS[0], id="p-f9", kind="name", answer="kilometres in the Orrin Estuary, on the northern shore",
+                accept=["kilometres in the Orrin Estuary, on the northern shore"],
+                statement="The marsh covers 14.2 square kilometres in the Orrin Estuary, on the northern shore.",
+                sentence="The marsh covers 14.2 square kilometres in the Orrin Estuary, on the northern shore.")
+    assert not [r for r in independent_questions([long, *FACTS], "X") if r["id"].startswith("p-f9")]
+    assert not [r for r in cloze_probes([long, *FACTS], []) if r["id"].startswith("p-f9")]
