@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from omnilm.atomic import atomic_file, replace_dir, write_text_atomic
+from omnilm.atomic import atomic_file, check_folder_name, replace_dir, write_text_atomic
 from omnilm.errors import UserError
 from omnilm.manifest import MANIFEST, made_by_stage, read_manifest
 from omnilm.paths import display
@@ -89,10 +89,7 @@ def check_adapter_path(folder, what="--adapter-path", fix="pick another --adapte
     that manifest was written first leaves its resume/state.json). A user's folder is
     refused even with --force: clearing our file names there deleted their resume/,
     manifest.json and losses.csv."""
-    folder = Path(folder)
-    if folder.name in ("", ".", ".."):
-        raise UserError(f"{what} {folder} does not name a folder of its own (its last part is "
-                        f"{folder.name!r}); give a folder name")
+    folder = check_folder_name(folder, what)
     if not folder.exists() and not folder.is_symlink():
         return folder
     if folder.is_dir() and not folder.is_symlink():

@@ -18,6 +18,16 @@ def remove_stale_temps(final):
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def check_folder_name(folder, what="output"):
+    """`folder` as a Path, refused when its last part is empty, '.' or '..': the output
+    would then be its parent folder."""
+    folder = Path(folder)
+    if folder.name in ("", ".", ".."):
+        raise UserError(f"{what} {folder} does not name a folder of its own (its last part is "
+                        f"{folder.name!r}); give a folder name")
+    return folder
+
+
 def check_output(final, force=False, what="output", fix="pick another --output or empty it"):
     """The one rule for replacing a folder: a missing or empty one is used; one this
     project made (its manifest.json names a stage) is replaced with --force only;
@@ -27,10 +37,7 @@ def check_output(final, force=False, what="output", fix="pick another --output o
     from omnilm.manifest import MANIFEST, made_by_stage
     from omnilm.paths import display
 
-    final = Path(final)
-    if final.name in ("", ".", ".."):
-        raise UserError(f"{what} {final} does not name a folder of its own (its last part is "
-                        f"{final.name!r}); give a folder name")
+    final = check_folder_name(final, what)
     if not final.exists() and not final.is_symlink():
         return final
     if not final.is_dir() or final.is_symlink():
