@@ -25,7 +25,7 @@ the passage in the prompt: the upper bound. Writes eval.csv, eval.md, eval.png a
 eval.json (summary, recommendation, inputs, versions).
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
-from omnilm.config import make_parser, parse_options
+from omnilm.config import at_least, make_parser, parse_options
 from omnilm.errors import run_main
 from omnilm.evaluation import compare_stages
 from omnilm.facts import FACTS_FILE
@@ -53,8 +53,8 @@ def build_parser():
     p.add_argument("--training-data", nargs="*", default=[str(paper), str(sft_data_dir())],
                    help="the folders trained on (train.jsonl, valid.jsonl): an independent question whose form or "
                    "wording a training row has is dropped (default: the demo paper's CPT and SFT data)")
-    p.add_argument("--max-tokens", default=48, type=int, help="answer length limit in tokens")
-    p.add_argument("--batch-size", default=64, type=int,
+    p.add_argument("--max-tokens", default=48, type=at_least(1), help="answer length limit in tokens")
+    p.add_argument("--batch-size", default=64, type=at_least(1),
                    help="questions generated at once; lower it when memory is short (an 8B model on 16 GB: 16)")
     p.add_argument("--per-kind", default=0, type=int,
                    help="ask only the first N questions of each kind, a quick look; 0 = every question")

@@ -177,3 +177,13 @@ def test_a_fact_whose_answer_is_the_rest_of_a_sentence_makes_no_question_or_prob
                 sentence="The marsh covers 14.2 square kilometres in the Orrin Estuary, on the northern shore.")
     assert not [r for r in independent_questions([long, *FACTS], "X") if r["id"].startswith("p-f9")]
     assert not [r for r in cloze_probes([long, *FACTS], []) if r["id"].startswith("p-f9")]
+
+
+def test_evaluation_refuses_a_batch_of_no_rows(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "30_evaluation" / "compare_stages.py"
+    r = subprocess.run([sys.executable, str(script), "--batch-size", "0"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--batch-size: must be at least 1, not 0" in r.stderr and "Traceback" not in r.stderr
