@@ -400,11 +400,7 @@ def independent_only(questions, training_data):
         for name in ("train.jsonl", "valid.jsonl"):
             if (folder / name).is_file():
                 rows += read_jsonl(folder / name, "training data")
-    asked = trained_questions(rows)
-    kept, dropped = check_independent(questions, trained_forms(asked))
-    same = {" ".join(q.lower().split()) for q in asked}
-    verbatim = [q for q in kept if q["kind"] == "independent" and " ".join(q["question"].lower().split()) in same]
-    return [q for q in kept if q not in verbatim], dropped + verbatim
+    return check_independent(questions, trained_forms(trained_questions(rows)))
 
 
 def paper_vocabulary(facts_file):
@@ -447,8 +443,8 @@ def compare_stages(args):
     runs = plan_runs(stages, questions, args.open_book)
     out = resolve(args.output) if args.output else results_dir()
     if dropped:
-        print(f"{len(dropped)} independent question(s) dropped: a training row has their form or wording "
-              f"({', '.join(sorted({d.get('form', 'same wording') for d in dropped}))})")
+        print(f"{len(dropped)} independent question(s) dropped: a training row has their form "
+              f"({', '.join(sorted({d['form'] for d in dropped}))})")
     with staged_files(out) as tmp:
         with bar(total=sum(len(r[3]) for r in runs), desc="evaluating", unit="q") as progress:
             rows, summary, recommendation, seconds = run_comparison(runs, tmp, args.max_tokens, progress, terms,

@@ -15,11 +15,11 @@ from pathlib import Path
 from omnilm.atomic import write_text_atomic
 from omnilm.errors import UserError
 from omnilm.facts import FACTS_FILE
-from omnilm.probes import CLOZE_FILE, INDEPENDENT_FILE
 from omnilm.manifest import MANIFEST, sha256_file
 from omnilm.paths import (CONTROL_QUESTIONS, DEMO_GOLDEN, DEMO_QUESTIONS, REPLAY_QUESTIONS, REPO_DIR, adapter_dir,
                           cpt_data_dir, demo_pdf, display, models_dir, optional_file, paper_inputs, paper_stem,
                           quantized_dir, resolve, results_dir, sft_data_dir, text_model_dir)
+from omnilm.probes import CLOZE_FILE, INDEPENDENT_FILE
 
 
 

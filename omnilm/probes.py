@@ -74,12 +74,15 @@ def shares_trained_form(question, forms):
 
 
 def check_independent(rows, forms):
-    """(kept, dropped) independent rows: those whose question form some training row has
-    are dropped, with the form."""
+    """(kept, dropped) rows: an independent row whose question form some training row has
+    is dropped, with the form (a trained question's very words have its form too)."""
     kept, dropped = [], []
     for r in rows:
-        (dropped if r["kind"] == "independent" and shares_trained_form(r["question"], forms) else kept).append(r)
-    return kept, [dict(r, form=question_form(r["question"])) for r in dropped]
+        if r["kind"] == "independent" and shares_trained_form(r["question"], forms):
+            dropped.append(dict(r, form=question_form(r["question"])))
+        else:
+            kept.append(r)
+    return kept, dropped
 
 
 # ------------------------------------------------------------------ building them
