@@ -32,9 +32,10 @@ from omnilm.verdict import (KINDS, OPEN_BOOK, OPEN_BOOK_NOTE, bleed_terms, knowl
 NLL_KINDS = ("trained", "heldout_fact", "paraphrase", "reader")
 CONTROL_TOKENS = 32  # a general answer is judged by its first sentence (bleed included): cheaper, same verdict
 CLOZE_TOKENS = 16
-# Rows generated at once: on the CPU 64 rows took 0.71x the time of 16 for the same greedy
-# tokens (docs/experiments/2026-12-07-verdict.md); a small-memory machine sets it lower.
+# Rows generated at once, and prompts prefilled at a time: wider is faster on the CPU for the
+# same greedy texts (docs/experiments/2026-12-07-verdict.md); a small-memory machine sets it lower.
 BATCH_SIZE = 64
+PREFILL_SHARE = 2  # a prefill of batch_size // 2 prompts: fewer pauses of a half-empty batch
 OPEN_BOOK_PROMPT = "Read this passage and answer the question.\n\nPassage: {passage}\n\nQuestion: {question}"
 
 CSV_COLUMNS = ("stage", "kind", "id", "question", "answer", "correct", "facts_missing", "answer_nll",
@@ -134,9 +135,10 @@ def default_stages():
 def plan_runs(stages, questions, open_book=True):
     """[(name, model, adapter, questions, open_book)]: every stage on every question,
     then (open_book) the first stage's model without adapter on the questions that
-    carry a passage."""
+    carry a passage, trained ones aside: the bound tells a missing fact from a model
+    too small to answer, which only matters where no training row asked."""
     runs = [(name, model, adapter, questions, False) for name, model, adapter in stages]
-    with_passage = [q for q in questions if q.get("passage")]
+    with_passage = [q for q in questions if q.get("passage") and q["kind"] != "trained"]
     if open_book and with_passage:
         runs.append((OPEN_BOOK, stages[0][1], None, with_passage, True))
     return runs
@@ -260,55 +262,68 @@ def cloze_done(text):
 def generate_answers(model, tokenizer, messages, max_tokens, bar=None, enough=None, chat=True, batch_size=BATCH_SIZE):
     """Greedy answers (reasoning removed) to every user message, batched; and the run.
     On the demo they equal generate_answer's one by one (tests, benchmarks/eval_generation_bench.py).
-    chat=False completes each message as plain text (a cloze probe), no template."""
+    chat=False completes a message as plain text (a cloze probe), no template; `max_tokens`,
+    `enough` and `chat` may each be one value or a list with one per message."""
     from omnilm.qa_generation import generate_batched
     from omnilm.think import split_reasoning
 
-    prompts = [prompt_tokens(tokenizer, m)[1] for m in messages] if chat else list(messages)
-    run = generate_batched(model, tokenizer, prompts, max_tokens, batch_size=batch_size, bar=bar, enough=enough)
-    texts = [split_reasoning(t)[0].strip() for t in run.texts] if chat else [t.strip() for t in run.texts]
+    chats = list(chat) if isinstance(chat, (list, tuple)) else [chat] * len(messages)
+    prompts = [prompt_tokens(tokenizer, m)[1] if c else m for m, c in zip(messages, chats)]
+    run = generate_batched(model, tokenizer, prompts, max_tokens, batch_size=batch_size, bar=bar, enough=enough,
+                           prefill_size=max(1, batch_size // PREFILL_SHARE))
+    texts = [split_reasoning(t)[0].strip() if c else t.strip() for t, c in zip(run.texts, chats)]
     return texts, run
 
 
-def answer_groups(questions, max_tokens):
-    """[(indices, max tokens, enough, chat)]: the questions split by how they are answered."""
-    groups = [([i for i, q in enumerate(questions) if q["kind"] not in ("control", "cloze")], max_tokens, None, True),
-              ([i for i, q in enumerate(questions) if q["kind"] == "control"],
-               min(max_tokens, CONTROL_TOKENS), first_sentence_done, True),
-              ([i for i, q in enumerate(questions) if q["kind"] == "cloze"], CLOZE_TOKENS, cloze_done, False)]
-    return [g for g in groups if g[0]]
+def answer_plan(question, max_tokens):
+    """(max tokens, enough, chat): how a question of its kind is answered."""
+    if question["kind"] == "control":
+        return min(max_tokens, CONTROL_TOKENS), first_sentence_done, True
+    if question["kind"] == "cloze":
+        return CLOZE_TOKENS, cloze_done, False
+    return max_tokens, None, True
 
 
-def evaluate_stage(name, model_dir, adapter, questions, max_tokens=48, bar=None, open_book=False,
-                   batch_size=BATCH_SIZE):
+def model_loads(runs):
+    """plan_runs' runs grouped by the model and adapter they load, in order of first use:
+    [(model, adapter, [(run index, stage name, question, open_book)])]. The open book
+    rides on the base's load, so each model is loaded once and generates once."""
+    loads = {}
+    for index, (name, model_dir, adapter, questions, open_book) in enumerate(runs):
+        items = loads.setdefault((model_dir, adapter), [])
+        items += [(index, name, q, open_book) for q in questions]
+    return [(model_dir, adapter, items) for (model_dir, adapter), items in loads.items()]
+
+
+def evaluate_load(model_dir, adapter, items, max_tokens=48, bar=None, batch_size=BATCH_SIZE):
+    """Rows for every (run index, stage name, question, open_book) item on one model:
+    all answers in one batched generation, then the hand-written kinds' reference NLL."""
     import mlx.core as mx
 
     from omnilm.chat import load_model
 
     model, tokenizer = load_model(model_dir, adapter)
     fuse_lora(model)
-    mx.reset_peak_memory()  # the peak is process-wide: this stage's own
-    messages = [asked(q, open_book) for q in questions]
-    answers, texts, speeds, peak = [None] * len(questions), [None] * len(questions), [None] * len(questions), 0.0
-    for idx, limit, enough, chat in answer_groups(questions, max_tokens):
-        got, run = generate_answers(model, tokenizer, [messages[i] for i in idx], limit, bar, enough, chat, batch_size)
-        for i, answer, text in zip(idx, got, run.texts):
-            answers[i], texts[i], speeds[i] = answer, text, round(run.tokens_per_second, 2)
-        peak = max(peak, run.stats["peak_memory_gb"])
-    with_nll = [i for i, q in enumerate(questions) if q["kind"] in NLL_KINDS]
-    nlls = dict(zip(with_nll, answer_nlls(model, tokenizer, [(messages[i], questions[i]["reference"])
+    mx.reset_peak_memory()  # the peak is process-wide: this load's own
+    messages = [asked(q, open_book) for _, _, q, open_book in items]
+    limits, checks, chats = zip(*(answer_plan(q, max_tokens) for _, _, q, _ in items))
+    answers, run = generate_answers(model, tokenizer, messages, list(limits), bar, list(checks), list(chats),
+                                    batch_size)
+    with_nll = [i for i, (_, _, q, _) in enumerate(items) if q["kind"] in NLL_KINDS]
+    nlls = dict(zip(with_nll, answer_nlls(model, tokenizer, [(messages[i], items[i][2]["reference"])
                                                              for i in with_nll])))
     rows = []
-    for i, (q, answer, text) in enumerate(zip(questions, answers, texts)):
+    for i, ((_, name, q, _), answer, text) in enumerate(zip(items, answers, run.texts)):
         correct, _, missing = score_answer(answer, q["key_facts"])
         rows.append({
             "stage": name, "kind": q["kind"], "id": q["id"], "question": q["question"], "answer": answer,
             "correct": int(correct), "facts_missing": "; ".join(missing),
             "answer_nll": round(nlls[i], 4) if i in nlls else None,
-            # speed is the batch's: all its generated tokens / its wall seconds, prefill included
-            "generation_tps": speeds[i],
+            # speed is the load's: all its generated tokens / its wall seconds, prefill included
+            "generation_tps": round(run.tokens_per_second, 2),
             "generated_tokens": len(tokenizer.encode(text, add_special_tokens=False)),  # end of turn not counted
-            "peak_memory_gb": peak, "probe": q.get("probe", ""), "fact_split": q.get("fact_split", ""),
+            "peak_memory_gb": run.stats["peak_memory_gb"], "probe": q.get("probe", ""),
+            "fact_split": q.get("fact_split", ""),
         })
     del model
     return rows
@@ -358,10 +373,12 @@ def summarize(rows):
 def run_comparison(runs, output_dir, max_tokens=48, bar=None, terms=None, batch_size=BATCH_SIZE):
     """Every run of plan_runs evaluated, the bleed against the paper's `terms` and the
     recommendation; then eval.csv, eval.md and eval.png written."""
-    rows = []
+    rows = []  # (run index, position, row)
     started = time.perf_counter()
-    for name, model_dir, adapter, questions, open_book in runs:
-        rows += evaluate_stage(name, model_dir, adapter, questions, max_tokens, bar, open_book, batch_size)
+    for model_dir, adapter, items in model_loads(runs):
+        got = evaluate_load(model_dir, adapter, items, max_tokens, bar, batch_size)
+        rows += zip((index for index, _, _, _ in items), range(len(got)), got)
+    rows = [row for _, _, row in sorted(rows, key=lambda r: r[:2])]  # plan order: stage by stage, open book last
     summary = summarize(add_bleed(rows, terms))
     pick, notes = recommend(summary, skip=(OPEN_BOOK,))
     where = {name: (model_dir, adapter) for name, model_dir, adapter, _, _ in runs}

@@ -63,12 +63,15 @@ class GenerationRun:
 
 
 def generate_batched(model, tokenizer, prompts, max_tokens=96, batch_size=16, temp=0.0, seed=0, bar=None,
-                     enough=None):
+                     enough=None, prefill_size=8):
     """Every prompt (a string, or its token ids when the caller built them) through
     mlx-lm's BatchGenerator (continuous batching); `bar` ticks once per finished
     prompt. Greedy by default; temp > 0 samples with `seed`. `enough(text)`, when
     given, ends a prompt's generation as soon as it is true of the text so far, which
-    then counts as cut by the limit (truncated)."""
+    then counts as cut by the limit (truncated). `max_tokens` and `enough` may be
+    lists, one per prompt: prompts answered differently share one batch, which keeps
+    its rows full until the very end. `prefill_size` prompts are
+    prefilled at a time."""
     import mlx.core as mx
     from mlx_lm.generate import BatchGenerator
     from mlx_lm.sample_utils import make_sampler
@@ -77,9 +80,12 @@ def generate_batched(model, tokenizer, prompts, max_tokens=96, batch_size=16, te
     ids = [tokenizer.encode(p, add_special_tokens=False) if isinstance(p, str) else list(p) for p in prompts]
     gen = BatchGenerator(model, stop_tokens=[[t] for t in tokenizer.eos_token_ids],
                          sampler=make_sampler(temp=temp), completion_batch_size=batch_size,
-                         prefill_batch_size=min(batch_size, 8))
+                         prefill_batch_size=min(batch_size, prefill_size))
     started = time.perf_counter()
-    uids = gen.insert(ids, [max_tokens] * len(ids))
+    limits = list(max_tokens) if isinstance(max_tokens, (list, tuple)) else [max_tokens] * len(ids)
+    checks = list(enough) if isinstance(enough, (list, tuple)) else [enough] * len(ids)
+    uids = gen.insert(ids, limits)
+    check = dict(zip(uids, checks))
     tokens = {uid: [] for uid in uids}
     finish = {}
     try:
@@ -88,7 +94,7 @@ def generate_batched(model, tokenizer, prompts, max_tokens=96, batch_size=16, te
                 for r in responses:
                     if r.finish_reason != "stop":
                         tokens[r.uid].append(r.token)
-                    if r.finish_reason is None and enough and enough(tokenizer.decode(tokens[r.uid])):
+                    if r.finish_reason is None and check[r.uid] and check[r.uid](tokenizer.decode(tokens[r.uid])):
                         gen.remove([r.uid])
                         finish[r.uid] = "length"
                     elif r.finish_reason is not None:

@@ -16,8 +16,8 @@ from omnilm.scoring import normalize
 KINDS = ("trained", "heldout_fact", "paraphrase", "reader", "independent", "cloze", "control")
 OPEN_BOOK = "open_book"
 OPEN_BOOK_NOTE = (f"{OPEN_BOOK} is the upper bound, not a trained stage: the first stage's model (no adapter) "
-                  "with each question's source passage in the prompt (NLL given it too), on the questions that "
-                  "carry one. A miss there is a model too small to answer, not missing knowledge.")
+                  "with each question's source passage in the prompt (NLL given it too), on the untrained "
+                  "questions that carry one. A miss there is a model too small to answer, not missing knowledge.")
 
 Z90 = 1.6448536269514722  # two-sided 90%: the standard normal's 95th percentile
 KNOWLEDGE_KINDS = ("heldout_fact", "paraphrase", "reader", "independent", "cloze")

@@ -149,8 +149,12 @@ def test_bad_questions_and_stage_specs(tmp_path):
 
 def test_comparison_writes_csv_markdown_png(tiny_model, tmp_path):
     questions = [
-        {"id": "a", "kind": "trained", "question": "What is SCP?", "reference": "Salient Compressor Pretraining.",
-         "key_facts": [["Salient Compressor Pretraining"]], "passage": "SCP is Salient Compressor Pretraining."},
+        {"id": "a", "kind": "heldout_fact", "question": "What is SCP?",
+         "reference": "Salient Compressor Pretraining.", "key_facts": [["Salient Compressor Pretraining"]],
+         "passage": "SCP is Salient Compressor Pretraining."},
+        {"id": "t", "kind": "trained", "question": "What does SCP stand for?",
+         "reference": "Salient Compressor Pretraining.", "key_facts": [["Salient Compressor Pretraining"]],
+         "passage": "SCP is Salient Compressor Pretraining."},  # trained: no open-book bound
         {"id": "b", "kind": "control", "question": "What is the capital of France?", "reference": "Paris.",
          "key_facts": [["Paris"]]},
     ]
@@ -160,7 +164,7 @@ def test_comparison_writes_csv_markdown_png(tiny_model, tmp_path):
     rows, summary, recommendation, _ = run_comparison(runs, tmp_path, max_tokens=8)
     with open(tmp_path / "eval.csv") as f:
         got = list(csv.DictReader(f))
-    assert len(got) == 5 and [r["id"] for r in got if r["stage"] == OPEN_BOOK] == ["a"]
+    assert len(got) == 7 and [r["id"] for r in got if r["stage"] == OPEN_BOOK] == ["a"]
     got = [r for r in got if r["stage"] != OPEN_BOOK]
     for col in ("stage", "kind", "question", "answer", "correct", "answer_nll", "generation_tps"):
         assert col in got[0]
@@ -250,6 +254,39 @@ def test_batched_answers_equal_one_by_one(demo_text_model):
     batched, run = generate_answers(model, tokenizer, messages, max_tokens=12)
     assert batched == [generate_answer(model, tokenizer, m, 12)[0] for m in messages]
     assert run.generated_tokens > 0 and len(set(batched)) == len(batched)
+
+
+def test_answers_of_every_kind_in_one_batch_equal_their_own_batches(demo_text_model):
+    """A stage answers chat questions, first-sentence control answers and plain-text cloze
+    completions in one batch, each with its own limit and stop: the same texts as apart."""
+    from omnilm.chat import load_model
+    from omnilm.evaluation import answer_plan
+
+    model, tokenizer = load_model(demo_text_model)
+    questions = [{"kind": "heldout_fact", "question": "What does the paper measure?"},
+                 {"kind": "control", "question": "What is the largest ocean on Earth?"},
+                 {"kind": "cloze", "question": "The capital of France is"},
+                 {"kind": "control", "question": "Who wrote Hamlet?"}]
+    plans = [answer_plan(q, 20) for q in questions]
+    assert [p[0] for p in plans] == [20, 20, 16, 20] and [p[2] for p in plans] == [True, True, False, True]
+    messages = [q["question"] for q in questions]
+    mixed, _ = generate_answers(model, tokenizer, messages, [p[0] for p in plans], enough=[p[1] for p in plans],
+                                chat=[p[2] for p in plans])
+    apart = [generate_answers(model, tokenizer, [m], limit, enough=enough, chat=chat)[0][0]
+             for m, (limit, enough, chat) in zip(messages, plans)]
+    assert mixed == apart and all(mixed)
+
+
+def test_the_open_book_shares_the_base_models_load(tmp_path):
+    from omnilm.evaluation import model_loads
+
+    base, adapter = tmp_path / "base", tmp_path / "sft"
+    questions = [{"id": "q1", "kind": "heldout_fact", "passage": "p"}, {"id": "q2", "kind": "control"}]
+    runs = plan_runs([("base", base, None), ("sft", base, adapter)], questions)
+    loads = model_loads(runs)
+    assert [(m, a) for m, a, _ in loads] == [(base, None), (base, adapter)]
+    assert [(i, name, q["id"], book) for i, name, q, book in loads[0][2]] == [
+        (0, "base", "q1", False), (0, "base", "q2", False), (2, "open_book", "q1", True)]
 
 
 def test_script_refuses_missing_adapter(tiny_model, project_root):
