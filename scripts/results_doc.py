@@ -3,16 +3,18 @@ short header (the machine, the commit, the date), made by a command, never by ha
 
 Examples:
   ./run_pipeline.sh && .venv/bin/python scripts/results_doc.py   # run, then refresh docs/results.md
+  OMNILM_ROOT=../other-checkout .venv/bin/python scripts/results_doc.py --output docs/results.md
 
 The machine is the report's own "Machine:" line (where the figures were measured);
-the commit is this checkout's (run it on the commit that made the report); the date
-is when the report was written. Links in the report point into results/, which is
-not committed. Without a results/REPORT.md it stops with one line and writes nothing.
+the commit is that of the checkout the report lies in (the project root, else this
+script's); the date is when the report was written. The page's links reach the run's
+artifacts (results/, adapters/, ...), which are not committed. Without a
+results/REPORT.md it stops with one line and writes nothing.
 """
 import argparse
 import datetime as dt
-import os
 import platform
+import posixpath
 import re
 import subprocess
 import sys
@@ -22,13 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from omnilm.atomic import write_text_atomic  # noqa: E402
 from omnilm.errors import UserError, run_main  # noqa: E402
-from omnilm.paths import REPO_DIR, display, results_dir, root  # noqa: E402
+from omnilm.paths import REPO_DIR, display, resolve, results_dir, root  # noqa: E402
 
 LINK = re.compile(r"(\]\()([^)\s]+)(\))")  # a Markdown link's or picture's target
-
-
-def docs_file():
-    return root() / "docs" / "results.md"
+TO_RESULTS = "../results"  # the way from docs/ to results/ in a checkout
 
 
 def machine_line(report_lines):
@@ -42,9 +41,12 @@ def machine_line(report_lines):
 
 
 def commit():
-    """This checkout's short commit, with a note when tracked files differ from it."""
+    """The short commit of the checkout the report lies in (the project root when it is
+    a git checkout, else this script's), with a note when tracked files differ from it."""
+    checkout = root() if (root() / ".git").exists() else REPO_DIR
+
     def git(*args):
-        return subprocess.run(["git", "-C", str(REPO_DIR), *args], capture_output=True, text=True, timeout=30)
+        return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, timeout=30)
 
     try:
         head = git("rev-parse", "--short", "HEAD")
@@ -56,38 +58,41 @@ def commit():
     return head.stdout.strip() + (" (with uncommitted changes)" if changed.stdout.strip() else "")
 
 
-def relink(line, prefix):
+def relink(line, prefix=TO_RESULTS):
     """A report line with its relative link targets made relative to docs/ (`prefix`
     is the way from docs/ to results/); web links and anchors stay as they are."""
     def fix(m):
         target = m.group(2)
         if re.match(r"^([a-z][a-z0-9+.-]*:|#|/)", target, re.I):
             return m.group(0)
-        return f"{m.group(1)}{prefix}/{target}{m.group(3)}"
+        return f"{m.group(1)}{posixpath.normpath(prefix + '/' + target)}{m.group(3)}"
     return LINK.sub(fix, line)
 
 
-def results_doc(report, output):
-    """The page's text for `report` (a REPORT.md) to be written at `output`."""
+def results_doc(report):
+    """The page's text for `report` (a REPORT.md), as it reads from docs/."""
     lines = report.read_text().splitlines()
     written = dt.datetime.fromtimestamp(report.stat().st_mtime, dt.timezone.utc)
-    prefix = Path(os.path.relpath(report.parent.resolve(), output.parent.resolve())).as_posix()
     head = ["# Results", "",
             f"The figures of the latest pipeline run, copied from `{display(report)}` by "
-            "`scripts/results_doc.py`: edit neither by hand, rerun the pipeline and the script.", "",
+            "`scripts/results_doc.py`: edit neither by hand, rerun the pipeline and the script. Its links "
+            "reach the run's artifacts (`results/`, `adapters/`...), which are not committed.", "",
             f"- Machine: {machine_line(lines)}",
             f"- Commit: {commit()}",
             f"- Date: {written:%Y-%m-%d %H:%M} UTC (when the report was written)", ""]
-    body = [("#" + line if line.startswith("#") else relink(line, prefix)) for line in lines]
+    body = [("#" + line if line.startswith("#") else relink(line)) for line in lines]
     return "\n".join(head + body) + "\n"
 
 
 def main():
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    report, output = results_dir() / "REPORT.md", docs_file()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output", help="the page to write (default: docs/results.md in the project root)")
+    args = p.parse_args()
+    report = results_dir() / "REPORT.md"
+    output = resolve(args.output) if args.output else root() / "docs" / "results.md"
     if not report.is_file():
         raise UserError(f"{display(report)} does not exist; run ./run_pipeline.sh first, it writes the report")
-    write_text_atomic(output, results_doc(report, output))
+    write_text_atomic(output, results_doc(report))
     print(f"wrote {display(output)} from {display(report)}")
 
 

@@ -27,9 +27,9 @@ All answers: [eval.md](eval.md), the source: [mlx](https://github.com/ml-explore
 """
 
 
-def run(root):
+def run(root, *args):
     env = {**os.environ, "OMNILM_ROOT": str(root)}
-    return subprocess.run([sys.executable, str(REPO_DIR / "scripts" / "results_doc.py")], capture_output=True,
+    return subprocess.run([sys.executable, str(REPO_DIR / "scripts" / "results_doc.py"), *args], capture_output=True,
                           text=True, env=env, cwd=root, timeout=120)
 
 
@@ -54,11 +54,14 @@ def test_results_doc_from_a_planted_report(project_root):
     # the report follows whole, its headings one level down and its links made to reach results/ from docs/
     assert "## Pipeline report" in lines and "### Stages" in lines and "### Charts" in lines
     assert "[eval.md](../results/eval.md)" in page and "![results/eval.png](../results/eval.png)" in page
-    assert "(../results/../adapters/demo_paper-sft/manifest.json)" in page
+    assert "(../adapters/demo_paper-sft/manifest.json)" in page
     assert "[mlx](https://github.com/ml-explore/mlx)" in page
     assert "| sft | SFT | 366s | steps: 144 |" in page
     assert sorted(p.name for p in (project_root / "docs").iterdir()) == ["results.md"]  # no temporary file left
     assert "wrote docs/results.md" in r.stdout
+    # --output: the same page elsewhere (another checkout's docs/)
+    assert run(project_root, "--output", "elsewhere/results.md").returncode == 0
+    assert (project_root / "elsewhere" / "results.md").read_text() == page
 
 
 def test_results_doc_refuses_without_a_report(project_root):
