@@ -13,8 +13,7 @@ validation loss (last_adapters.safetensors the last ones), so
 losses.csv / losses.png show the curves; manifest.json (written last) names the base.
 By default stage 10's validation chunks are trained on too (see prepare_data.py), so
 the validation loss says how much of the document is learned; 2 epochs, because on
-the demo 4 cost general answers (CPT control 0.53 after 4 epochs, 0.80 after 2,
-measured with 102 replay pairs).
+the demo 4 cost general answers (docs/experiments/2026-11-25-cpt-two-epochs.md).
 Base model by default: the model named in the data's manifest (the float text model)
 on CPU, where QLoRA is about 30x slower; its -4bit sibling (QLoRA) on a GPU.
 """

@@ -30,8 +30,9 @@ def build_parser():
     add_training_arguments(p, "sft")
     p.add_argument("--init-adapter", help="adapter to start from (default adapters/<data folder name>-cpt; "
                                           "'none' for fresh LoRA weights)")
-    # frozen: on the demo (K = 5, seed 0, same CPT adapter and data) held-out facts answered
-    # rose from 1 to 8 of 31; --no-freeze-init continues the CPT matrices themselves
+    # frozen by default: it keeps what CPT stored about facts SFT never asks (docs/design.md,
+    # "Frozen ranks in SFT"; docs/experiments/2026-12-01-frozen-cpt-ranks.md);
+    # --no-freeze-init continues the CPT matrices themselves
     p.add_argument("--freeze-init", action=argparse.BooleanOptionalAction, default=True,
                    help="keep the init adapter's LoRA ranks frozen and train --rank new ones beside them (unset: "
                         "as many as the init adapter has), so the Q&A cannot overwrite what CPT stored about facts "
@@ -42,9 +43,9 @@ def build_parser():
                    help="replay rows (source=replay) learn the base model's top-K next-token probabilities "
                         "instead of its greedy answer, so general answers stay as sure as they were (default 32; "
                         "0 = plain cross-entropy)")
-    # LoRA shape: the init adapter's. 3 epochs: on the demo (seed 0, same CPT adapter) 6 gave
-    # trained 1.00 / heldout 0.00 / paraphrase 0.50 / control 0.80 and 3 gave 0.94 / 0.03 / 0.60 /
-    # 0.80, in half the time (935 s vs 1,695 s on 2 CPU cores)
+    # LoRA shape: the init adapter's. 3 epochs: about as good as 6 on the demo in about half
+    # the time, and 2 fell short (docs/experiments/2026-12-01-sft-three-epochs.md,
+    # docs/experiments/2026-12-02-cpu-time.md)
     p.set_defaults(batch_size=4, epochs=3)
     return p
 

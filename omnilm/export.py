@@ -203,8 +203,7 @@ def export_model(args):
     print(f"base: {display(model_dir)} ({quantized or 'float'}), adapter: {display(adapter)}")
     if quantized and not args.dequantize:
         print("note: the fused layers are quantized again, which rounds away much of what the adapter "
-              "learned (demo, 4-bit: 2 of 16 trained questions right, against 8 unfused and 7 fused into the "
-              "float base, then quantized); for a quantized model, "
+              "learned; for a quantized model, "
               "export from the float base and quantize the result with 01_quantize/quantize.py")
     model, tokenizer, config = load_lazily(model_dir)
     tensors = attach_adapter(model, adapter, adapter_config, model_dir)

@@ -67,8 +67,8 @@ class HeldoutFacts:
     """The held-out facts, ready to check many Q&A pairs against: a pair can state a
     fact only if the fact's answer (normalized) is in the pair's normalized text, so
     the full check runs on those few. Checking each pair against every fact from
-    scratch grew with pairs x facts: about 19 of 27 s building the SFT data of a
-    16-page paper, which projected to over half an hour at 300 pages."""
+    scratch grew with pairs x facts, too slow for a long paper
+    (docs/experiments/2026-12-01-long-documents.md)."""
 
     def __init__(self, facts):
         self._facts = [(f, [normalize(a) for a in f["accept"]]) for f in facts]
@@ -127,8 +127,9 @@ def heldout_questions(facts):
 
 
 # One prompt per sentence structure: a fact is extractable when its text comes in
-# several structures, not the same sentence framed (Physics of LM 3.1; README,
-# "Rephrasings in other sentence structures"). Each asks for the same rules.
+# several structures, not the same sentence framed (Physics of LM 3.1; docs/design.md,
+# "Restating each fact"; docs/experiments/2026-12-01-rephrasings-in-other-structures.md).
+# Each asks for the same rules.
 REPHRASE_PROMPTS = tuple(
     f"Rewrite this sentence from a research paper {how}. Keep every number and name exactly as written and "
     "name the subject in full. Answer with the new sentence only.\n\nSentence: {statement}"

@@ -22,8 +22,8 @@ REPLAY_FILE = "replay.jsonl"
 CONTROL_SIMILARITY = 0.6  # as loose as the paraphrase hold-out: no reworded control question gets in
 MAX_WORDS = 20  # a small model's long answers ramble; short ones teach it to answer and stop
 SENTENCE_ENDS = (".", "!", "?", "。")  # Korean "다." and "요." end in "." too
-# Each answer at most this many times per CPT epoch: the demo keeps 114 answers (12
-# rows a pass), and its share (0.35 of the rows: 39 beside 72) takes 3 passes and a part.
+# Each answer at most this many times per CPT epoch; the demo's kept answers reach their
+# share of the rows within that (docs/experiments/2026-12-01-replay-share.md).
 MAX_PASSES = 4
 
 
@@ -84,8 +84,9 @@ def select_answers(questions, texts, truncated):
     """(kept [{question, answer}], dropped [{question, answer, reason}]): a long answer,
     or one the token limit cut, keeps its first whole sentences (up to MAX_WORDS words;
     such pairs carry "shortened": true); what is left must pass the leakage filters of
-    the document pairs. On the demo this keeps 114 of 191 answers, against 56 when
-    only whole answers were kept, so the replay share needs fewer repeats."""
+    the document pairs. On the demo this keeps about twice as many answers as keeping
+    whole answers only, so the replay share needs fewer repeats
+    (docs/experiments/2026-12-01-replay-share.md)."""
     kept, dropped = [], []
     for q, text, cut in zip(questions, texts, truncated):
         full = normalize_text(split_reasoning(text)[0])

@@ -70,7 +70,7 @@ class EarlyStopping:
         """({"val_loss_<group>": loss} for each validation group, the whole set's loss):
         the whole is the groups' losses weighted by their tokens that carry loss, what
         mlx-lm's own pass over every row gives, so that pass is not run as well (the
-        trainer hands mlx-lm one row; both passes were 17% of SFT's time on the demo).
+        trainer hands mlx-lm one row; docs/experiments/2026-12-01-padding-to-8.md).
         One group is the whole set: its loss, and no column of its own."""
         from mlx_lm.tuner.trainer import evaluate
 
@@ -91,8 +91,8 @@ class EarlyStopping:
         it = self.offset + info["iteration"]
         if 0 < it == self.total - 1:
             # mlx-lm validates before stepping, at it % steps_per_eval == 0: when the cadence
-            # divides the run, it lands one step before the validation that ends it (SFT on
-            # the demo: 146 and 147 of 147, 16 s each)
+            # divides the run, it lands one step before the validation that ends it, a whole
+            # validation pass for one step's difference
             return
         s = self.state
         already = any(h.get("iteration") == it and "val_loss" in h for h in s["history"])

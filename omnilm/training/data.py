@@ -4,9 +4,9 @@ from omnilm.errors import UserError
 from omnilm.jsonl import read_jsonl
 from omnilm.paths import display
 
-# Batches are padded to a multiple of this many tokens. mlx-lm pads to 32: on the
-# demo's SFT data padding was then 28% of the tokens computed, 17% at 8, and a step
-# took 0.89x the time (benchmarks/sft_step_profile.py).
+# Batches are padded to a multiple of this many tokens. mlx-lm pads to 32, which on
+# the demo's SFT data computed much more padding for a slower step (docs/design.md,
+# "Loss positions and padding"; docs/experiments/2026-12-01-padding-to-8.md).
 PAD_TO = 8
 
 
@@ -92,8 +92,8 @@ def every_row_batches(dataset, batch_size, max_seq_length, comm_group=None, pad_
     """Validation batches that hold every row once. mlx-lm's batching drops the last
     partial batch, so the rows left over make one smaller batch of their own (padded
     with repeats of themselves to a multiple of the process count, whose rows it
-    splits). Before, the whole set was repeated to a whole number of batches: 4x the
-    work on the demo's 25 rows, about a third of SFT's time."""
+    splits). Before, the whole set was repeated to a whole number of batches, several
+    times the work on a small set (docs/experiments/2026-11-25-replay-validation.md)."""
     n, processes = len(dataset), comm_group.size() if comm_group is not None else 1
     whole = n // batch_size * batch_size
     if whole:
@@ -140,11 +140,10 @@ def replay_rows(dataset):
 def validation_groups(dataset):
     """{"document": rows, "replay": rows} of a validation split that holds both kinds, else {}.
 
-    The two losses are reported apart because their sum hides forgetting. On the demo
-    (seed 0, replay by plain cross-entropy) the document's loss fell 3.32 -> 0.03 over
-    SFT, while the replay loss was lowest (0.18) at step 49 and rose to 0.24 after; in
-    a run evaluated at every epoch, control accuracy stayed at its CPT level (0.80) up
-    to that lowest point and fell to 0.53-0.67 after it."""
+    The two losses are reported apart because their sum hides forgetting: the document's
+    loss keeps falling while the replay loss turns and rises, and control accuracy
+    falls from that turn (docs/design.md, "Replay against forgetting";
+    docs/experiments/2026-11-25-replay-validation.md)."""
     replay = replay_rows(dataset)
     if not replay or len(replay) == len(dataset):
         return {}

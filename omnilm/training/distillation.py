@@ -8,13 +8,12 @@ def replay_teacher(model, dataset, k):
     for the replay rows of a load_split dataset, from the model as it is now (the base, before
     LoRA): the targets of replay by distillation.
 
-    Why: cross-entropy on the base model's greedy answers, repeated for 6 epochs, makes
+    Why: cross-entropy on the base model's greedy answers, repeated over the epochs, makes
     those answers certain, and they bleed into nearby questions (after "the animal with
     black and white stripes is the African elephant", the base's own mistake, "the
     animal that says moo is the African elephant"). Matching the base's distribution
-    keeps its uncertainty. Measured on the demo over SFT seeds 0-2: control 0.80 /
-    0.73 / 0.80 vs 0.80 / 0.67 / 0.60, paraphrase 0.60 / 0.50 / 0.40 vs 0.40 / 0.20 /
-    0.40, domain 1.00 in both."""
+    keeps its uncertainty (docs/design.md, "Replay against forgetting"; the figures over
+    seeds: docs/experiments/2026-11-25-replay-distillation.md)."""
     import mlx.core as mx
     import numpy as np
 

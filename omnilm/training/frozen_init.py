@@ -1,8 +1,8 @@
 """SFT on top of a frozen CPT adapter, saved as one ordinary LoRA adapter.
 
 Continuing the CPT adapter's own matrices lets the Q&A gradients of the trained facts
-overwrite what CPT stored about the others (on the demo, the held-out facts whose
-statement the model completes fell from 9 of 15 after CPT to 5 of 15 after SFT).
+overwrite what CPT stored about the others (docs/design.md, "Frozen ranks in SFT";
+docs/experiments/2026-12-01-frozen-cpt-ranks.md).
 Instead, every LoRA layer gets rank r_cpt + r_new: the first r_cpt ranks hold the CPT
 adapter and never change (their gradients are zeroed before Adam, which then never
 moves them), the last r_new ranks start fresh. Since

@@ -1,16 +1,15 @@
 """The training loss, computed at the positions that carry loss only.
 
 mlx-lm's loss takes the vocabulary-wide log-sum-exp at every position of the batch
-and masks most of them away afterwards: an SFT batch's prompts and padding, which
-on the demo are about two thirds of its tokens. On a CPU mlx's exp is a scalar loop
-(about 14 ns an element on the 2-core EPYC), so that log-sum-exp over 49,152 tokens
-(200,704 on HyperCLOVAX-SEED) costs more than the matmuls of the head. Here the
-batch brings the flat indices of its loss positions (computed with numpy when the
-batch is made), the model runs up to its last hidden state, and the head and the
-log-sum-exp run on those rows only, once each (the replay rows' distillation reuses
-the same log-sum-exp). Same loss to float rounding; on the demo's SFT data 30 steps
-took 0.61x the time at the same padding (benchmarks/sft_step_profile.py
---compare-pad-to 8)."""
+and masks most of them away afterwards: an SFT batch's prompts and padding, most of
+its tokens. On a CPU mlx's exp is a scalar loop, so that log-sum-exp over the whole
+vocabulary (49,152 tokens on the demo, 200,704 on HyperCLOVAX-SEED) costs more than
+the matmuls of the head. Here the batch brings the flat indices of its loss positions
+(computed with numpy when the batch is made), the model runs up to its last hidden
+state, and the head and the log-sum-exp run on those rows only, once each (the replay
+rows' distillation reuses the same log-sum-exp). Same loss to float rounding. Why and
+how much: docs/design.md, "Loss positions and padding";
+docs/experiments/2026-12-02-loss-positions.md."""
 from omnilm.training.data import PAD_TO
 
 
