@@ -201,7 +201,7 @@ def summary_table(summary):
     (eval.md and the pipeline report)."""
     kinds = [k for k in KINDS if any(f"{k}_n" in s for s in summary.values())]
     lines = ["| stage | paper knowledge (pooled) | " + " | ".join(kinds) + " | bleed | mean answer NLL | "
-             "batch tok/s | peak GB |", "|---" * (len(kinds) + 7) + "|"]
+             "batch tok/s | peak GB |", "|---" * (len(kinds) + 6) + "|"]
     for st, s in summary.items():
         cells = [figure(s[f"{k}_k"], s[f"{k}_n"]) if f"{k}_n" in s else "-" for k in kinds]
         pooled = figure(*knowledge(s)) if knowledge(s)[1] else "-"

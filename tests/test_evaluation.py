@@ -217,6 +217,8 @@ def test_summary_table_markdown_and_chart_with_absent_kinds(tmp_path):
                                   "generation_tps": 20.0, "peak_memory_gb": 0.5}
     table = summary_table(summary)
     assert table[0].startswith("| stage | paper knowledge (pooled) | trained | paraphrase | control | bleed |")
+    cells = [line.strip("|").count("|") for line in table[:4]]  # a delimiter row that does not match hides the table
+    assert cells == [cells[0]] * 4, cells
     assert table[2].startswith("| base | 0.00 (0/1, 0.00-0.73) | 0.50 (1/2, 0.12-0.88) | 0.00 (0/1, 0.00-0.73) | "
                                "1.00 (1/1, 0.27-1.00) | - |")
     assert table[3].startswith("| open_book | - | 1.00 (2/2, 0.43-1.00) | - | - | - |") and table[-1] == OPEN_BOOK_NOTE
