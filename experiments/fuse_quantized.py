@@ -1,8 +1,8 @@
 """Does fusing an adapter into a quantized base keep what it learned? Four ways to a model, one set of questions.
 
 Examples:
-  python benchmarks/fuse_quantized.py                   # demo: SFT adapter, float base and its 4-bit copy
-  python benchmarks/fuse_quantized.py --kinds trained paraphrase --max-tokens 64
+  python experiments/fuse_quantized.py                   # demo: SFT adapter, float base and its 4-bit copy
+  python experiments/fuse_quantized.py --kinds trained paraphrase --max-tokens 64
 
 Asks the evaluation questions of the chosen kinds (greedy, scored as stage 30 does) of:
 the float base + adapter, the quantized base + adapter, the adapter fused into the

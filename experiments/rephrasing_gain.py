@@ -1,8 +1,8 @@
 """Held-out fact accuracy against the number of rephrasings per fact in the CPT text.
 
 Examples:
-  python benchmarks/rephrasing_gain.py                     # K = 0 1 3 5 on the demo (about 80 min on 2 CPU cores)
-  python benchmarks/rephrasing_gain.py --k 0 5 --qa-args="--per-chunk 0"
+  python experiments/rephrasing_gain.py                     # K = 0 1 3 5 on the demo (about 80 min on 2 CPU cores)
+  python experiments/rephrasing_gain.py --k 0 5 --qa-args="--per-chunk 0"
 
 For each K the chain after stage 10 runs again in its own folders (data/cpt/<stem>-kK,
 adapters/<stem>-kK-cpt, -sft): prepare with --rephrasings K (the replay answers come

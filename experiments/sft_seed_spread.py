@@ -1,8 +1,8 @@
 """How much of an evaluation result is the SFT seed? Train stage 20 once per seed, evaluate all.
 
 Examples:
-  python benchmarks/sft_seed_spread.py                        # seeds 0 1 2 on the demo (about 25 min on 2 CPU cores)
-  python benchmarks/sft_seed_spread.py --seeds 0 1 2 3 --train-args="--learning-rate 5e-5"
+  python experiments/sft_seed_spread.py                        # seeds 0 1 2 on the demo (about 25 min on 2 CPU cores)
+  python experiments/sft_seed_spread.py --seeds 0 1 2 3 --train-args="--learning-rate 5e-5"
 
 On the demo, a 135M model fine-tuned on about a hundred pairs, one seed (LoRA init
 and data order) moved control accuracy from 0.60 to 0.80: compare configurations by

@@ -1,8 +1,8 @@
 """Does a model still hold the paper's facts as text? Complete each fact's statement.
 
 Examples:
-  python benchmarks/fact_recall_probe.py                      # demo: base, cpt, sft adapters
-  python benchmarks/fact_recall_probe.py --stages cpt=adapters/demo_paper-cpt sft=adapters/old-sft
+  python experiments/fact_recall_probe.py                      # demo: base, cpt, sft adapters
+  python experiments/fact_recall_probe.py --stages cpt=adapters/demo_paper-cpt sft=adapters/old-sft
 
 For every fact of stage 10's facts.jsonl, the model gets its statement up to the
 answer as plain text (no chat template: "VELLUM was trained for ") and continues it
