@@ -179,7 +179,8 @@ def decide_start(folder, setup, args, world):
 def set_up_run(kind, args):
     """What a run holds before its first step: the folders, the base model (loaded,
     frozen), the datasets, the replay teacher and the LoRA layers with the init
-    adapter's weights. Also what benchmarks/sft_step_profile.py times."""
+    adapter's weights. The profile of a run's time started from here
+    (docs/experiments/2026-12-01-padding-to-8.md)."""
     import mlx.core as mx
 
     from omnilm.chat import load_model
