@@ -84,8 +84,8 @@ def results_folder(name, output=None):
     folder = check_folder_name(resolve(output) if output else results_dir() / name)
     owner = stage_folder_of(folder)
     if owner is not None:
-        raise UserError(f"{display(folder)} is {'inside ' if owner != folder.resolve() else ''}a stage's folder "
-                        f"({display(owner)}), whose next run would replace what is written there; "
+        where = "a stage's folder" if owner == folder.resolve() else f"inside a stage's folder, {display(owner)}"
+        raise UserError(f"{display(folder)} is {where}: the stage's next run may replace what is written there; "
                         f"pick another --output, such as results/{name}")
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{display(folder)} is not a folder; pick another --output")
