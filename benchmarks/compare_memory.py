@@ -12,7 +12,8 @@ Each setup runs in a fresh process (a peak is a process's high-water mark):
   separate  for reference, what compare mode avoids: one loaded model per stage, all held.
 Figures: mlx's peak memory (mx.get_peak_memory, the most ever allocated by mlx at
 once, loading and generating) and the process's peak RSS (VmHWM). Writes
-results/compare_memory/compare_memory.csv, .md and a .png chart; the goal is compare <= 1.1x single.
+results/compare_memory/compare_memory.csv, .md, a .png chart and manifest.json; the goal
+is compare <= 1.1x single.
 """
 import json
 import subprocess
@@ -23,7 +24,10 @@ from pathlib import Path
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
-from omnilm.paths import adapter_dir, demo_text_model, display, resolve, results_dir
+from omnilm.paths import adapter_dir, demo_text_model, display, resolve
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks.harness
+from benchmarks.harness import machine_line, results_folder, write_results_manifest  # noqa: E402
 
 QUESTION = "What does VELLUM stand for?"
 GOAL = 1.1
@@ -134,7 +138,7 @@ def main():
     p.add_argument("--question", default=QUESTION)
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--no-separate", action="store_true", help="skip the one-model-per-stage reference run")
-    p.add_argument("--output", help="folder (default: results/compare_memory)")
+    p.add_argument("--output", help="results folder (default results/compare_memory)")
     p.add_argument("--child", choices=SETUPS, help=argparse_hidden())
     args = p.parse_args()
     models = [resolve(m) for m in args.models] if args.models else [demo_text_model()]
@@ -142,14 +146,13 @@ def main():
     if args.child:
         print(json.dumps(child(args.child, models[0], adapters, args.question, args.max_tokens)))
         return
+    out = results_folder("compare_memory", args.output)
     for path in [*models, *adapters]:
         if not path.is_dir():
             raise UserError(f"{display(path)} does not exist; run the demo pipeline first (./run_pipeline.sh)")
 
     from omnilm.atomic import write_csv_atomic, write_text_atomic
-    from omnilm.runtime import machine_summary
 
-    out = resolve(args.output) if args.output else results_dir() / "compare_memory"
     setups = SETUPS[:2] if args.no_separate else SETUPS
     rows = []
     for model_dir in models:
@@ -162,11 +165,11 @@ def main():
             r["mlx_vs_single"] = round(r["peak_mlx_gb"] / single["peak_mlx_gb"], 3)
             r["rss_vs_single"] = round(r["peak_rss_gb"] / single["peak_rss_gb"], 3)
             rows.append(r)
-    m = machine_summary()
-    machine = f"{m['cores']}-core {m['cpu']}, {m['platform']}, mlx {m['mlx']} on {m['mlx_device']}"
+    machine = machine_line()
     write_csv_atomic(out / "compare_memory.csv", rows, COLUMNS)
     write_text_atomic(out / "compare_memory.md", markdown(rows, machine, args))
     chart(rows, out / "compare_memory.png")
+    write_results_manifest(out, "compare_memory", args, metrics={"rows": rows})
     for r in rows:
         print(f"{r['model']:24} {r['setup']:9} {r['stages']} stage(s): mlx peak {r['peak_mlx_gb']:.3f} GB "
               f"({r['mlx_vs_single']}x), RSS peak {r['peak_rss_gb']:.3f} GB ({r['rss_vs_single']}x)")

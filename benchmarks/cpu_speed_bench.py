@@ -1,18 +1,19 @@
 """What the two CPU defaults are worth: the OpenBLAS preload and float32 quantization scales.
 
 Examples:
-  python benchmarks/cpu_speed_bench.py                  # -> results/cpu_speed_bench.{json,md}
+  python benchmarks/cpu_speed_bench.py                  # -> results/cpu_speed_bench/
   python benchmarks/cpu_speed_bench.py --rounds 5 --prompt-tokens 256 --scales-max-tokens 16
 
-Side by side in one run, round after round (so a busy machine slows every variant
-alike), each variant in its own process through the benchmark's child:
+Side by side in one run, round after round, the order reversed every other round (so
+a busy machine slows every variant alike), each variant in its own process through
+the benchmark's child:
   - the float model with OpenBLAS (the default) vs the mlx wheel's reference BLAS
     (OMNILM_BLAS=reference);
   - the model quantized to 4 bits with float32 scales (the CPU default) vs bfloat16
     scales (what a GPU run or a downloaded mlx-community model would have).
 Medians (min-max) of prompt and generation tok/s over the rounds, and the ratios.
 The scales comparison uses a short prompt and generation: bfloat16 scales decode at
-~0.5 tok/s here.
+~0.5 tok/s here. Writes cpu_speed_bench.json, .md and manifest.json.
 """
 import json
 import shutil
@@ -20,15 +21,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.harness import alternate, machine_line, results_folder, write_results_manifest  # noqa: E402
+from omnilm.atomic import write_text_atomic  # noqa: E402
 from omnilm.benchmark import BUILTIN_PASSAGE, measure_in_subprocess  # noqa: E402
-from omnilm.benchmark_report import machine_line  # noqa: E402
 from omnilm.config import make_parser  # noqa: E402
-from omnilm.paths import demo_text_model, display, resolve, results_dir  # noqa: E402
-from omnilm.runtime import machine_summary  # noqa: E402
+from omnilm.errors import run_main  # noqa: E402
+from omnilm.paths import demo_text_model, display, resolve  # noqa: E402
 
 COMPARISONS = ("OpenBLAS vs reference BLAS (float model)", "float32 vs bfloat16 scales (4-bit model)")
 
@@ -53,8 +56,9 @@ def main():
     p.add_argument("--scales-prompt-tokens", type=int, default=16,
                    help="scales comparison: prompt length (default 16; bfloat16 scales are very slow)")
     p.add_argument("--scales-max-tokens", type=int, default=8, help="scales comparison: tokens generated (default 8)")
-    p.add_argument("--output", help="results folder (default results/)")
+    p.add_argument("--output", help="results folder (default results/cpu_speed_bench)")
     args = p.parse_args()
+    out = results_folder("cpu_speed_bench", args.output)
     model = resolve(args.model) if args.model else demo_text_model()
     if not (model / "config.json").exists():
         raise SystemExit(f"{display(model)} is not a model folder; build the demo first (00_extract)")
@@ -70,16 +74,10 @@ def main():
         quantize_4bit(model, work / "q4-float32", "float32")
         quantize_4bit(model, work / "q4-bfloat16", "bfloat16")
         text = BUILTIN_PASSAGE.read_text()
-        runs = {v[1]: [] for v in variants}
-        for r in range(args.rounds):
-            # each pair back to back, its order flipped every round, so drift in the load hits both alike
-            order = [v for pair in (variants[:2], variants[2:]) for v in (pair if r % 2 == 0 else pair[::-1])]
-            for _, name, folder, env, (prompt_tokens, max_tokens) in order:
-                result = measure_in_subprocess(folder, text, prompt_tokens, max_tokens, repeats=1,
-                                               perplexity_tokens=0, env=env)
-                runs[name].append(result)
-            print(f"round {r + 1}/{args.rounds}: " + ", ".join(
-                f"{n} {v[-1]['generation_tps'][0]:.2f} tok/s" for n, v in runs.items()), file=sys.stderr)
+        measures = {name: partial(measure_in_subprocess, folder, text, prompt_tokens, max_tokens, repeats=1,
+                                  perplexity_tokens=0, env=env)
+                    for _, name, folder, env, (prompt_tokens, max_tokens) in variants}
+        runs = {name: timed.results for name, timed in alternate(measures, args.rounds).items()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -98,28 +96,31 @@ def main():
         ratios[title] = {k: round(rows[fast][k]["median"] / rows[slow][k]["median"], 2)
                          for k in ("prompt_tps", "generation_tps")}
         ratios[title].update(prompt_tokens=tokens[0], generated_tokens=tokens[1])
-    machine = machine_summary()
-    result = {"machine": machine, "model": display(model), "rounds": args.rounds, "variants": rows,
+    result = {"machine": machine_line(), "model": display(model), "rounds": args.rounds, "variants": rows,
               "speedups": ratios}
-    out = resolve(args.output) if args.output else results_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cpu_speed_bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out / "cpu_speed_bench.json", json.dumps(result, indent=2) + "\n")
+    text = markdown(result)
+    write_text_atomic(out / "cpu_speed_bench.md", text)
+    write_results_manifest(out, "cpu_speed_bench", args, metrics={"speedups": ratios})
+    print(text + f"-> {display(out)}/cpu_speed_bench.md, .json")
+
+
+def markdown(result):
     fmt = lambda s: f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"  # noqa: E731
     lines = ["# CPU speed: OpenBLAS preload and quantization scales' dtype", "",
-             f"Machine: {machine_line(machine)}", "",
-             f"{display(model)}; {args.rounds} rounds, each variant in its own process, the two variants of a "
-             f"comparison back to back (order flipped every round); median (min-max).", "",
+             f"Machine: {result['machine']}", "",
+             f"{result['model']}; {result['rounds']} rounds, each variant in its own process, once a round (the "
+             f"order reversed every other round); median (min-max).", "",
              "| variant | BLAS | scales | bits/weight | prompt tok/s | generation tok/s |", "|---|---|---|---|---|---|"]
-    for name, row in rows.items():
+    for name, row in result["variants"].items():
         lines.append(f"| {name} | {row['blas'].split(' (')[0]} | {row['scales_dtype'] or '-'} | "
                      f"{row['bits_per_weight']:.2f} | {fmt(row['prompt_tps'])} | {fmt(row['generation_tps'])} |")
     lines += ["", "| default vs alternative | prompt / generated tokens | prompt speedup | generation speedup |",
               "|---|---|---|---|"]
     lines += [f"| {t} | {v['prompt_tokens']} / {v['generated_tokens']} | {v['prompt_tps']}x | {v['generation_tps']}x |"
-              for t, v in ratios.items()]
-    (out / "cpu_speed_bench.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+              for t, v in result["speedups"].items()]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,13 +1,14 @@
 """Extraction speed and memory on a synthetic omni checkpoint (default ~2.3 GB).
 
 Examples:
-  python benchmarks/extract_bench.py                     # -> results/extract_bench.{json,md}
+  python benchmarks/extract_bench.py                     # -> results/extract_bench/
   python benchmarks/extract_bench.py --layers 4 --repeats 1 --workdir /tmp/xb
 
 Each repeat, side by side on the same disk: a plain copy of the same
 language-model bytes (cp of the source shards' tensor bytes), stage 00 keeping
 float32 (kernel copy path), and stage 00 converting to bfloat16. Every extraction
-runs in its own process so its peak RSS is its own. Medians with min-max.
+runs in its own process so its peak RSS is its own. Medians with min-max. Writes
+extract_bench.json, .md and manifest.json.
 """
 import argparse
 import json
@@ -23,9 +24,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.harness import machine_line, results_folder, write_results_manifest  # noqa: E402
+from omnilm.atomic import write_text_atomic  # noqa: E402
 from omnilm.benchmark import peak_rss_bytes  # noqa: E402
 from omnilm.config import make_parser  # noqa: E402
-from omnilm.paths import results_dir  # noqa: E402
+from omnilm.errors import run_main  # noqa: E402
+from omnilm.paths import display  # noqa: E402
 from omnilm.safetensors_io import write_shard  # noqa: E402
 
 LM = "model.language_model."
@@ -91,15 +95,15 @@ def main():
     p.add_argument("--layers", type=int, default=10, help="text layers of the synthetic model (10 = ~2.3 GB)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workdir", help="where to build the checkpoint (default: a temp folder)")
-    p.add_argument("--output", default=None, help="results folder (default results/)")
+    p.add_argument("--output", help="results folder (default results/extract_bench)")
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return child(*args.child)
+    out_dir = results_folder("extract_bench", args.output)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="extract-bench-"))
     src = work / "omni"
-    if src.exists():
-        shutil.rmtree(src)
+    shutil.rmtree(src, ignore_errors=True)  # a --workdir's checkpoint from an earlier run
     lm_bytes = make_checkpoint(src, args.layers)
     runs = {"plain copy": [], "extract float32": [], "extract bfloat16": []}
     peaks = {"extract float32": [], "extract bfloat16": []}
@@ -132,22 +136,21 @@ def main():
             row["peak_rss_gb"] = round(statistics.median(peaks[label]) / 1e9, 3)
             row["largest_output_shard_gb"] = round(largest_shard[label] / 1e9, 3)
         rows.append(row)
-    out_dir = Path(args.output) if args.output else results_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
     result = {"language_model_gb": round(lm_bytes / 1e9, 3), "repeats": args.repeats, "rows": rows,
               "note": "extraction timed in-process around extract(); each in a fresh process for its own peak RSS"}
-    (out_dir / "extract_bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out_dir / "extract_bench.json", json.dumps(result, indent=2) + "\n")
     lines = [f"# Extraction benchmark ({result['language_model_gb']} GB of language-model tensors, "
-             f"{args.repeats} repeats, medians)", "",
+             f"{args.repeats} repeats, medians)", "", f"Machine: {machine_line()}", "",
              "| run | seconds (min-max) | GB/s | ratio to plain copy | peak RSS GB | largest output shard GB |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['run']} | {r['seconds_median']} ({r['seconds_min']}-{r['seconds_max']}) | {r['gb_per_s']} | "
                      f"{r['ratio_to_copy']} | {r.get('peak_rss_gb', '')} | {r.get('largest_output_shard_gb', '')} |")
-    (out_dir / "extract_bench.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_text_atomic(out_dir / "extract_bench.md", "\n".join(lines) + "\n")
+    write_results_manifest(out_dir, "extract_bench", args, metrics={"rows": rows})
+    print("\n".join(lines) + f"\n-> {display(out_dir)}/extract_bench.md, .json")
     shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

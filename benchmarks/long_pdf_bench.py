@@ -10,7 +10,8 @@ fact repeats another and the inventory grows with the length), renders it to a r
 PDF, then runs prepare_data.py (--replay 0: the document path alone) and
 generate_qa.py (--per-chunk 0: the fact pairs and filters, no model) on it, each in
 its own process, timed, with the process's peak RSS. Writes long_pdf_bench.json
-and .md: seconds, peak memory, facts and pairs per size, and how each grows.
+and .md (seconds, peak memory, facts and pairs per size, and how each grows) and
+manifest.json.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
@@ -24,12 +25,13 @@ import time
 from pathlib import Path
 
 from omnilm.atomic import write_text_atomic
-from omnilm.benchmark_report import machine_line
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
-from omnilm.paths import REPO_DIR, demo_text_model, display, resolve, results_dir
+from omnilm.paths import REPO_DIR, demo_text_model, display, resolve
 from omnilm.pdf_writer import render_paper
-from omnilm.runtime import machine_summary
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks.harness
+from benchmarks.harness import machine_line, results_folder, write_results_manifest  # noqa: E402
 
 SOURCE = REPO_DIR / "10_stage1_cpt" / "demo_paper.md"
 
@@ -112,6 +114,7 @@ def main():
     p.add_argument("--model", help="the tokenizer's model folder (default models/demo-omni-Text)")
     p.add_argument("--output", help="results folder (default results/long_pdf_bench)")
     args = p.parse_args()
+    out = results_folder("long_pdf_bench", args.output)
     model = resolve(args.model) if args.model else demo_text_model()
     if not (model / "tokenizer.json").exists() and not (model / "tokenizer_config.json").exists():
         raise UserError(f"{display(model)} has no tokenizer (run ./run_pipeline.sh first, or pass --model)")
@@ -120,12 +123,11 @@ def main():
         for n in sorted(args.pages):
             rows.append(measure(n, model, Path(tmp)))
             print(json.dumps(rows[-1]), flush=True)
-    out = resolve(args.output) if args.output else results_dir() / "long_pdf_bench"
-    out.mkdir(parents=True, exist_ok=True)
-    machine = machine_line(machine_summary())
+    machine = machine_line()
     write_text_atomic(out / "long_pdf_bench.json", json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     text = markdown(rows, machine)
     write_text_atomic(out / "long_pdf_bench.md", text)
+    write_results_manifest(out, "long_pdf_bench", args, metrics={"rows": rows})
     print("\n" + text + f"-> {display(out)}/long_pdf_bench.md, .json")
 
 

@@ -261,7 +261,7 @@ def cloze_done(text):
 
 def generate_answers(model, tokenizer, messages, max_tokens, bar=None, enough=None, chat=True, batch_size=BATCH_SIZE):
     """Greedy answers (reasoning removed) to every user message, batched; and the run.
-    On the demo they equal generate_answer's one by one (tests, benchmarks/eval_generation_bench.py).
+    On the demo they equal generate_answer's one by one (tests; docs/experiments/2026-12-01-evaluation-batching.md).
     chat=False completes a message as plain text (a cloze probe), no template; `max_tokens`,
     `enough` and `chat` may each be one value or a list with one per message."""
     from omnilm.qa_generation import generate_batched

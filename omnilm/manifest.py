@@ -14,9 +14,10 @@ MANIFEST = "manifest.json"
 HASH_LIMIT = 64 * 2**20  # hash inputs up to this size; bigger ones are named by size only
 TRACKED_PACKAGES = ("mlx", "mlx-lm", "transformers", "safetensors", "numpy", "pdfplumber", "streamlit")
 # what write_manifest may name: a folder whose manifest names one of these is the
-# project's own, the only kind a stage may replace (omnilm.atomic.check_output)
+# project's own, the only kind a stage may replace (omnilm.atomic.check_output);
+# "harness": a results/<name>/ folder of benchmarks/harness.py
 STAGES = ("demo_omni", "extract", "quantize", "benchmark", "prepare", "cpt", "qa", "sft", "evaluate", "export",
-          "fictional_knowledge")
+          "fictional_knowledge", "harness")
 
 
 def sha256_file(path, limit=None):

@@ -114,8 +114,8 @@ def generate_replay(model, tokenizer, questions, max_tokens=64, batch_size=16, b
     """GenerationRun: greedy answers, batched, each prompt tokenized exactly as it
     appears inside a training example (see chat.prompt_ids), each ended as soon as
     what select_answers keeps of it is settled (past_max_words); stop_when_settled=False
-    lets every answer run to its end or the token limit (what the tests and
-    benchmarks/replay_stop_bench.py compare against)."""
+    lets every answer run to its end or the token limit (what the tests compare against;
+    docs/experiments/2026-12-02-replay-stop.md)."""
     from omnilm.chat import prompt_ids
     from omnilm.qa_generation import generate_batched
 

@@ -302,7 +302,7 @@ def test_script_refuses_missing_adapter(tiny_model, project_root):
 def test_seed_spread_report(tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "sft_seed_spread.py")
+    spec = importlib.util.spec_from_file_location("seed_spread", REPO / "experiments" / "sft_seed_spread.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     summary = {"seed0": {"trained": 1.0, "trained_n": 16, "paraphrase": 0.4, "paraphrase_n": 10, "control": 0.8,
@@ -321,7 +321,7 @@ def test_seed_spread_report(tmp_path):
     assert "| heldout_fact | - | - | - | - | - |" in md and "heldout_fact" not in table  # no such questions
     assert md.index("| trained |") < md.index("| heldout_fact |") < md.index("| paraphrase |")
     assert json.loads((tmp_path / "seed_spread.json").read_text())["accuracy"]["trained"]["max"] == 1.0
-    bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "sft_seed_spread.py"), "--seeds", "1", "1"],
+    bad = subprocess.run([sys.executable, str(REPO / "experiments" / "sft_seed_spread.py"), "--seeds", "1", "1"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "two different seeds" in bad.stderr
 
@@ -329,7 +329,7 @@ def test_seed_spread_report(tmp_path):
 def test_seed_spread_reuses_the_pipelines_adapter_only_for_its_own_seed_and_defaults(project_root):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "sft_seed_spread.py")
+    spec = importlib.util.spec_from_file_location("seed_spread", REPO / "experiments" / "sft_seed_spread.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     data = project_root / "data" / "sft" / "paper"

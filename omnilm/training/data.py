@@ -76,19 +76,19 @@ class Rows:
         return len(self._indices)
 
 
-def padded_batches(dataset, batch_size, max_seq_length, pad_to=PAD_TO, **options):
+def padded_batches(dataset, batch_size, max_seq_length, **options):
     """mlx-lm's iterate_batches, each batch cut to its longest row rounded up to a
-    multiple of `pad_to` (plus the one token that inputs and targets are shifted by).
+    multiple of PAD_TO (plus the one token that inputs and targets are shifted by).
     mlx-lm pads to multiples of 32; the cut columns are zeros that the loss mask
     leaves out. The one place the project's batches come from."""
     from mlx_lm.tuner.trainer import iterate_batches
 
     for batch, lengths in iterate_batches(dataset, batch_size, max_seq_length, **options):
         longest = int(lengths[:, 1].max().item())
-        yield batch[:, :min(batch.shape[1], 1 + pad_to * -(-longest // pad_to))], lengths
+        yield batch[:, :min(batch.shape[1], 1 + PAD_TO * -(-longest // PAD_TO))], lengths
 
 
-def every_row_batches(dataset, batch_size, max_seq_length, comm_group=None, pad_to=PAD_TO):
+def every_row_batches(dataset, batch_size, max_seq_length, comm_group=None):
     """Validation batches that hold every row once. mlx-lm's batching drops the last
     partial batch, so the rows left over make one smaller batch of their own (padded
     with repeats of themselves to a multiple of the process count, whose rows it
@@ -97,13 +97,12 @@ def every_row_batches(dataset, batch_size, max_seq_length, comm_group=None, pad_
     n, processes = len(dataset), comm_group.size() if comm_group is not None else 1
     whole = n // batch_size * batch_size
     if whole:
-        yield from padded_batches(Rows(dataset, range(whole)), batch_size, max_seq_length, pad_to,
-                                  comm_group=comm_group)
+        yield from padded_batches(Rows(dataset, range(whole)), batch_size, max_seq_length, comm_group=comm_group)
     rest = n - whole
     if rest:
         size = -(-rest // processes) * processes
         yield from padded_batches(Rows(dataset, [whole + i % rest for i in range(size)]), size, max_seq_length,
-                                  pad_to, comm_group=comm_group)
+                                  comm_group=comm_group)
 
 
 def load_split(path, tokenizer, mask_prompt):
@@ -151,9 +150,9 @@ def validation_groups(dataset):
     return {"document": Rows(dataset, document), "replay": Rows(dataset, replay)}
 
 
-def epoch_batches(seed, skip=0, on_step=None, extend=None, pad_to=PAD_TO):
+def epoch_batches(seed, skip=0, on_step=None, extend=None):
     """mlx-lm's batching with a fixed order per epoch (seed + epoch), identical on
-    every process, padded to `pad_to`, and the first `skip` batches dropped: a resumed run sees the
+    every process, padded to PAD_TO, and the first `skip` batches dropped: a resumed run sees the
     batches the interrupted run would have seen next. `on_step` is called once a
     step is done (when the trainer asks for the next batch). Every batch comes with its
     loss positions (omnilm.training.loss); `extend(batch, lengths, positions)`, when
@@ -162,12 +161,12 @@ def epoch_batches(seed, skip=0, on_step=None, extend=None, pad_to=PAD_TO):
 
     def batches(dataset, batch_size, max_seq_length, loop=False, comm_group=None, **_):
         if not loop:  # validation: the order does not matter
-            for batch in every_row_batches(dataset, batch_size, max_seq_length, comm_group=comm_group, pad_to=pad_to):
+            for batch in every_row_batches(dataset, batch_size, max_seq_length, comm_group=comm_group):
                 yield with_positions(*batch)
             return
         to_skip, epoch = skip, 0
         while True:
-            for batch in padded_batches(dataset, batch_size, max_seq_length, pad_to, seed=seed + epoch,
+            for batch in padded_batches(dataset, batch_size, max_seq_length, seed=seed + epoch,
                                         comm_group=comm_group):
                 if to_skip:
                     to_skip -= 1

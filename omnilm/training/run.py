@@ -179,7 +179,8 @@ def decide_start(folder, setup, args, world):
 def set_up_run(kind, args):
     """What a run holds before its first step: the folders, the base model (loaded,
     frozen), the datasets, the replay teacher and the LoRA layers with the init
-    adapter's weights. Also what benchmarks/sft_step_profile.py times."""
+    adapter's weights. The profile of a run's time started from here
+    (docs/experiments/2026-12-01-padding-to-8.md)."""
     import mlx.core as mx
 
     from omnilm.chat import load_model
@@ -195,16 +196,13 @@ def set_up_run(kind, args):
     train_set = load_split(data / "train.jsonl", tokenizer, mask)
     valid_set = load_split(data / "valid.jsonl", tokenizer, mask)
     k = getattr(args, "replay_distill", 0) or 0
-    started = time.perf_counter()
     # before LoRA: the teacher is the base model that wrote the replay answers
     teacher = replay_teacher(model, train_set, k) if k else None
-    teacher_seconds = time.perf_counter() - started
     loss = make_loss(head_split(model))  # checked before LoRA's dropout can make two forwards differ
     attach_lora(model, num_layers, lora, init, model_dir, frozen)
     return SimpleNamespace(data=data, folder=folder, init=init, model_dir=model_dir, model_reason=model_reason,
                            model=model, tokenizer=tokenizer, num_layers=num_layers, lora=lora, frozen=frozen,
-                           train_set=train_set, valid_set=valid_set, replay_k=k, teacher=teacher,
-                           teacher_seconds=teacher_seconds, loss=loss)
+                           train_set=train_set, valid_set=valid_set, replay_k=k, teacher=teacher, loss=loss)
 
 
 def train_adapter(kind, args):

@@ -1,21 +1,22 @@
 """Does fusing an adapter into a quantized base keep what it learned? Four ways to a model, one set of questions.
 
 Examples:
-  python benchmarks/fuse_quantized.py                   # demo: SFT adapter, float base and its 4-bit copy
-  python benchmarks/fuse_quantized.py --kinds trained paraphrase --max-tokens 64
+  python experiments/fuse_quantized.py                   # demo: SFT adapter, float base and its 4-bit copy
+  python experiments/fuse_quantized.py --kinds trained paraphrase --max-tokens 64
 
 Asks the evaluation questions of the chosen kinds (greedy, scored as stage 30 does) of:
 the float base + adapter, the quantized base + adapter, the adapter fused into the
 quantized base (mlx-lm's fuse quantizes the fused layers again) and the adapter
 fused into the float base then quantized by stage 01 with the quantized base's bits.
 The two fused models are built in a temporary folder and removed. On the demo (16
-trained questions, 40 tokens): 12, 8, 2 and 7 right. Writes
-results/fuse_quantized.md and .csv (one row per model and question).
+trained questions, 40 tokens): 12, 8, 2 and 7 right. Writes fuse_quantized.md,
+.csv (one row per model and question) and manifest.json in results/fuse_quantized/.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
 import json
 import shutil
+import sys
 import tempfile
 from argparse import Namespace
 from pathlib import Path
@@ -25,6 +26,9 @@ from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.jsonl import read_jsonl
 from omnilm.paths import DEMO_QUESTIONS, adapter_dir, demo_text_model, display, quantized_dir, resolve, results_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks.harness
+from benchmarks.harness import results_folder, write_results_manifest  # noqa: E402
 
 
 def build_variants(model, quantized, adapter, work):
@@ -74,7 +78,9 @@ def main():
     p.add_argument("--questions", default=str(DEMO_QUESTIONS), help="evaluation questions (JSON lines)")
     p.add_argument("--kinds", nargs="+", default=["trained"], help="question kinds to ask")
     p.add_argument("--max-tokens", type=int, default=40)
+    p.add_argument("--output", help="results folder (default results/fuse_quantized)")
     args = p.parse_args()
+    out = results_folder("fuse_quantized", args.output)
     model = resolve(args.model) if args.model else demo_text_model()
     quantized = resolve(args.quantized) if args.quantized else quantized_dir(model, 4)
     adapter = resolve(args.adapter) if args.adapter else adapter_dir()
@@ -84,14 +90,16 @@ def main():
         rows = ask_all(build_variants(model, quantized, adapter, work), questions, args.max_tokens)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    write_csv_atomic(results_dir() / "fuse_quantized.csv", rows, ["model", "id", "question", "answer", "correct"])
+    write_csv_atomic(out / "fuse_quantized.csv", rows, ["model", "id", "question", "answer", "correct"])
     lines = [f"# Fusing into a quantized base ({display(adapter)} on {display(quantized)})", "",
              f"{len(questions)} questions ({', '.join(args.kinds)}), greedy, {args.max_tokens} tokens.", "",
              "| model | right |", "|---|---|"]
-    for name in dict.fromkeys(r["model"] for r in rows):
-        lines.append(f"| {name} | {sum(r['correct'] for r in rows if r['model'] == name)} / {len(questions)} |")
-    write_text_atomic(results_dir() / "fuse_quantized.md", "\n".join(lines) + "\n")
-    print(f"results: {display(results_dir() / 'fuse_quantized.md')}")
+    right = {name: sum(r["correct"] for r in rows if r["model"] == name)
+             for name in dict.fromkeys(r["model"] for r in rows)}
+    lines += [f"| {name} | {n} / {len(questions)} |" for name, n in right.items()]
+    write_text_atomic(out / "fuse_quantized.md", "\n".join(lines) + "\n")
+    write_results_manifest(out, "fuse_quantized", args, metrics={"right": right, "questions": len(questions)})
+    print(f"results: {display(out / 'fuse_quantized.md')}")
 
 
 if __name__ == "__main__":

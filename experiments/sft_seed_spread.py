@@ -1,8 +1,8 @@
 """How much of an evaluation result is the SFT seed? Train stage 20 once per seed, evaluate all.
 
 Examples:
-  python benchmarks/sft_seed_spread.py                        # seeds 0 1 2 on the demo (about 25 min on 2 CPU cores)
-  python benchmarks/sft_seed_spread.py --seeds 0 1 2 3 --train-args="--learning-rate 5e-5"
+  python experiments/sft_seed_spread.py                        # seeds 0 1 2 on the demo (about 25 min on 2 CPU cores)
+  python experiments/sft_seed_spread.py --seeds 0 1 2 3 --train-args="--learning-rate 5e-5"
 
 On the demo, a 135M model fine-tuned on about a hundred pairs, one seed (LoRA init
 and data order) moved control accuracy from 0.60 to 0.80: compare configurations by
@@ -13,20 +13,26 @@ are given: it was trained with the defaults);
 then one compare_stages run asks every adapter the same questions (no open-book
 run: that upper bound does not depend on the seed). Writes seed_spread.md and
 seed_spread.json (accuracy per seed for each kind: trained, heldout_fact,
-paraphrase, control; median, mean, min, max) beside that run's eval.* in --output.
+paraphrase, control; median, mean, min, max) and manifest.json beside that run's
+eval.* in --output.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
 import json
 import shlex
 import statistics
+import sys
+from pathlib import Path
 
 from omnilm.atomic import write_text_atomic
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.evaluation import KINDS
-from omnilm.paths import adapters_dir, demo_text_model, display, resolve, results_dir, root, sft_data_dir
+from omnilm.paths import adapters_dir, demo_text_model, display, resolve, root, sft_data_dir
 from omnilm.pipeline import run_or_fail
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks.harness
+from benchmarks.harness import results_folder, write_results_manifest  # noqa: E402
 
 
 def spread(summary, seeds):
@@ -82,7 +88,7 @@ def main():
     if len(set(args.seeds)) != len(args.seeds) or len(args.seeds) < 2:
         raise UserError("--seeds needs at least two different seeds")
     model = resolve(args.model) if args.model else demo_text_model()
-    out = resolve(args.output) if args.output else results_dir() / "sft_seed_spread"
+    out = results_folder("sft_seed_spread", args.output)
     data = sft_data_dir(args.data)
     if not (data / "train.jsonl").is_file():
         raise UserError(f"{display(data)} has no train.jsonl (run 20_stage2_sft/generate_qa.py first)")
@@ -103,6 +109,7 @@ def main():
     summary = json.loads((out / "eval.json").read_text())["metrics"]["summary"]
     table = spread(summary, args.seeds)
     write_report(table, args.seeds, args.train_args, out)
+    write_results_manifest(out, "sft_seed_spread", args, metrics={"accuracy": table})
     print((out / "seed_spread.md").read_text() + f"-> {display(out)}/seed_spread.md")
 
 

@@ -1,8 +1,8 @@
 """Held-out fact accuracy against the number of rephrasings per fact in the CPT text.
 
 Examples:
-  python benchmarks/rephrasing_gain.py                     # K = 0 1 3 5 on the demo (about 80 min on 2 CPU cores)
-  python benchmarks/rephrasing_gain.py --k 0 5 --qa-args="--per-chunk 0"
+  python experiments/rephrasing_gain.py                     # K = 0 1 3 5 on the demo (about 80 min on 2 CPU cores)
+  python experiments/rephrasing_gain.py --k 0 5 --qa-args="--per-chunk 0"
 
 For each K the chain after stage 10 runs again in its own folders (data/cpt/<stem>-kK,
 adapters/<stem>-kK-cpt, -sft): prepare with --rephrasings K (the replay answers come
@@ -12,24 +12,27 @@ paper's own (--questions), the held-out facts' questions stage 10 wrote (the spl
 does not depend on K) and the controls. K = 0 is the paper's text alone (plus the
 trained facts' Q&A, as in every run): a fact seen in one phrasing. Writes
 rephrasing_gain.csv, .md and .png (accuracy per stage and question kind against K,
-and each K's training time) and that run's eval.* in --output.
+and each K's training time), manifest.json and that run's eval.* in --output.
 """
 import omnilm  # noqa: F401  (fast BLAS before mlx)
 
 import json
 import shlex
+import sys
 import time
+from pathlib import Path
 
 from omnilm.atomic import write_csv_atomic, write_text_atomic
-from omnilm.benchmark_report import machine_line
 from omnilm.config import make_parser
 from omnilm.errors import UserError, run_main
 from omnilm.evaluation import KINDS
 from omnilm.facts import HELDOUT_QUESTIONS_FILE
 from omnilm.paths import (CONTROL_QUESTIONS, DEMO_QUESTIONS, adapter_dir, cpt_data_dir, demo_pdf, demo_text_model,
-                          display, optional_file, resolve, results_dir, sft_data_dir)
+                          display, optional_file, resolve, sft_data_dir)
 from omnilm.pipeline import run_or_fail
-from omnilm.runtime import machine_summary
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks.harness
+from benchmarks.harness import machine_line, results_folder, write_results_manifest  # noqa: E402
 
 
 def chain(k, pdf, model, stem, qa_args):
@@ -99,7 +102,7 @@ def main():
     for path, what in ((pdf, "--pdf"), (model, "--model")):
         if not path.exists():
             raise UserError(f"{what} {display(path)} does not exist (run ./run_pipeline.sh first)")
-    out = resolve(args.output) if args.output else results_dir() / "rephrasing_gain"
+    out = results_folder("rephrasing_gain", args.output)
     own = optional_file(args.questions if args.questions else str(DEMO_QUESTIONS))
     ks = sorted(args.k)
     stages, seconds = [], {}
@@ -110,7 +113,9 @@ def main():
     run_or_fail("30_evaluation/compare_stages.py", ["--output", out, "--no-open-book", "--stages", *stages,
                                                     "--questions", *questions])
     summary = json.loads((out / "eval.json").read_text())["metrics"]["summary"]
-    write_outputs(summary, ks, seconds, out, machine_line(machine_summary()))
+    write_outputs(summary, ks, seconds, out, machine_line())
+    write_results_manifest(out, "rephrasing_gain", args, metrics={"chain_seconds": {
+        str(k): round(seconds[k]) for k in ks}})
     print((out / "rephrasing_gain.md").read_text() + f"-> {display(out)}/rephrasing_gain.md, .csv, .png")
 
 

@@ -1,0 +1,1 @@
+"""Checks a user runs, and the harness they share with experiments/."""
