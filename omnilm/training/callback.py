@@ -5,8 +5,7 @@ import time
 from pathlib import Path
 
 from omnilm import adapters as af
-from omnilm.training.data import epoch_batches, every_row_batches
-from omnilm.training.loss import loss_positions
+from omnilm.training.data import epoch_batches, every_row_batches, loss_positions
 from omnilm.training.report import write_losses_csv
 
 

@@ -151,14 +151,34 @@ def validation_groups(dataset):
     return {"document": Rows(dataset, document), "replay": Rows(dataset, replay)}
 
 
+def loss_positions(lengths, width, multiple=PAD_TO):
+    """Flat indices (row * width + target position) of the targets that carry loss, as
+    mlx-lm's mask picks them (1-based step s counts when start <= s <= end), padded
+    with -1 to a multiple of `multiple` so that few array shapes need compiling."""
+    import mlx.core as mx
+    import numpy as np
+
+    spans = np.array(lengths)
+    steps = np.arange(1, width + 1)
+    mask = (steps >= spans[:, 0:1]) & (steps <= spans[:, 1:2])
+    flat = np.flatnonzero(mask)
+    padded = np.full(-(-len(flat) // multiple) * multiple or multiple, -1, np.int32)
+    padded[:len(flat)] = flat
+    return mx.array(padded)
+
+
+def with_positions(batch, lengths):
+    """A (batch, lengths) pair as the loss takes it: (batch, lengths, positions)."""
+    return batch, lengths, loss_positions(lengths, batch.shape[1] - 1)
+
+
 def epoch_batches(seed, skip=0, on_step=None, extend=None, pad_to=PAD_TO):
     """mlx-lm's batching with a fixed order per epoch (seed + epoch), identical on
     every process, padded to `pad_to`, and the first `skip` batches dropped: a resumed run sees the
     batches the interrupted run would have seen next. `on_step` is called once a
     step is done (when the trainer asks for the next batch). Every batch comes with its
-    loss positions (omnilm.training.loss); `extend(batch, lengths, positions)`, when
+    loss positions (with_positions); `extend(batch, lengths, positions)`, when
     given, returns the tuple a training batch becomes (distillation adds targets)."""
-    from omnilm.training.loss import with_positions
 
     def batches(dataset, batch_size, max_seq_length, loop=False, comm_group=None, **_):
         if not loop:  # validation: the order does not matter
