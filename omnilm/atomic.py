@@ -5,7 +5,8 @@ import os
 import shutil
 from pathlib import Path
 
-from omnilm.errors import UserError, writing
+from omnilm.errors import FIX, UserError, write_problem
+from omnilm.paths import display
 
 
 def _tmp_name(final):
@@ -35,7 +36,6 @@ def check_output(final, force=False, what="output", fix="pick another --output o
     --output must not delete someone's files. A name that is empty, '.' or '..'
     would make the output its parent folder, so it is refused too."""
     from omnilm.manifest import MANIFEST, made_by_stage
-    from omnilm.paths import display
 
     final = check_folder_name(final, what)
     if not final.exists() and not final.is_symlink():
@@ -50,6 +50,21 @@ def check_output(final, force=False, what="output", fix="pick another --output o
     if not force:
         raise UserError(f"{what} {display(final)} already exists; pass --force to replace it")
     return final
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Writing `path` (an output file or folder): a read-only place, a missing permission
+    or a full disk is one line naming it, never a traceback. (It lives here, not in
+    errors.py, because it names the path with paths.display, and paths needs errors.)"""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        why = write_problem(e)
+        elsewhere = getattr(e, "filename", None) and not str(e.filename).startswith(str(Path(path).parent))
+        if why is None or elsewhere:  # not this output's (an input read without permission)
+            raise
+        raise UserError(f"cannot write {display(path)}: {why}; {FIX}") from None
 
 
 @contextlib.contextmanager
