@@ -1,12 +1,33 @@
 """Artifacts appear whole or not at all: written in a temporary sibling folder,
-renamed into place at the end."""
+renamed into place at the end. A folder is replaced only when this project made it:
+its manifest.json names a stage."""
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
 
 from omnilm.errors import FIX, UserError, write_problem
 from omnilm.paths import display
+
+# The manifest's name and stages are here, not in manifest.py (which writes its file
+# through this module), because the rule for replacing a folder reads them.
+MANIFEST = "manifest.json"
+# what write_manifest may name: a folder whose manifest names one of these is the
+# project's own, the only kind a stage may replace (check_output below)
+STAGES = ("demo_omni", "extract", "quantize", "benchmark", "prepare", "cpt", "qa", "sft", "evaluate", "export",
+          "fictional_knowledge")
+
+
+def made_by_stage(folder):
+    """The stage whose manifest.json the folder holds, or None: a folder this project
+    made, which a rerun with --force may replace (a user's folder never is)."""
+    try:
+        data = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    stage = data.get("stage") if isinstance(data, dict) else None
+    return stage if stage in STAGES else None
 
 
 def _tmp_name(final):
@@ -35,8 +56,6 @@ def check_output(final, force=False, what="output", fix="pick another --output o
     anything else (a user's folder, a file) never, even with --force: a mistyped
     --output must not delete someone's files. A name that is empty, '.' or '..'
     would make the output its parent folder, so it is refused too."""
-    from omnilm.manifest import MANIFEST, made_by_stage
-
     final = check_folder_name(final, what)
     if not final.exists() and not final.is_symlink():
         return final
