@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from omnilm.errors import UserError
-from omnilm.paths import REPO_DIR, data_dir, demo_text_model, display, quantized_dir
+from omnilm.paths import REPO_DIR, cpt_data_root, demo_text_model, display, quantized_dir
 
 BUILTIN_PASSAGE = REPO_DIR / "01_quantize" / "benchmark_passage.txt"
 PERPLEXITY_WINDOW = 512
@@ -44,7 +44,7 @@ def read_text(path):
 
 def default_text_file():
     """The newest document validation split (data/cpt/*/valid.jsonl), else the built-in passage."""
-    splits = sorted(data_dir().glob("cpt/*/valid.jsonl"), key=lambda p: p.stat().st_mtime)
+    splits = sorted(cpt_data_root().glob("*/valid.jsonl"), key=lambda p: p.stat().st_mtime)
     return splits[-1] if splits else BUILTIN_PASSAGE
 
 
@@ -238,7 +238,7 @@ def run_benchmark(args):
     from omnilm.atomic import check_output, staged_dir, write_csv_atomic
     from omnilm.benchmark_report import CSV_COLUMNS, machine_line, markdown, plot, to_row
     from omnilm.manifest import fingerprint, write_manifest
-    from omnilm.paths import resolve, results_dir
+    from omnilm.paths import benchmark_dir, resolve
     from omnilm.quantize import text_model_config
     from omnilm.runtime import machine_summary
 
@@ -253,7 +253,7 @@ def run_benchmark(args):
     text_file = resolve(args.text_file) if args.text_file else default_text_file()
     text = read_text(text_file)
     # like every stage's: only a results folder of its own is replaced, and only with --force
-    output = check_output(resolve(args.output) if args.output else results_dir() / "benchmark",
+    output = check_output(resolve(args.output) if args.output else benchmark_dir(),
                           getattr(args, "force", False), "results folder")
     machine = machine_summary()
     print(f"machine: {machine_line(machine)}")
