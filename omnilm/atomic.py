@@ -114,6 +114,18 @@ def replace_dir(src, final):
     shutil.rmtree(old, ignore_errors=True)
 
 
+def remove_tree(path, ignore_errors=False):
+    """Delete a folder and all it holds (shutil.rmtree): every deletion of a tree is here."""
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def rename_within(folder, old, new):
+    """Rename the file `old` of `folder` to `new`, replacing any file of that name: for a
+    staging folder, before it is moved into place whole."""
+    folder = Path(folder)
+    os.replace(folder / old, folder / new)
+
+
 @contextlib.contextmanager
 def staged_files(folder):
     """Yield a temporary folder inside `folder` (a results folder other runs share); on

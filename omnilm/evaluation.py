@@ -432,9 +432,7 @@ def compare_stages(args):
     """Stage 30 for resolved options (questions, stages, max_tokens, output, open_book,
     facts, training_data): every stage checked before any model loads; results replace
     their namesakes in the output folder only once all are written. Returns the summary."""
-    import os
-
-    from omnilm.atomic import staged_files
+    from omnilm.atomic import rename_within, staged_files
     from omnilm.manifest import fingerprint, write_manifest
     from omnilm.progress import bar
 
@@ -477,7 +475,7 @@ def compare_stages(args):
                                 "independent_dropped": len(dropped)},
                        stages={n: {"model": display(m), "adapter": display(a) if a else None}
                                for n, m, a, _, _ in runs})
-        os.replace(tmp / "manifest.json", tmp / "eval.json")
+        rename_within(tmp, "manifest.json", "eval.json")
     print(f"\nevaluation ({len(questions)} questions x {len(stages)} stages"
           f"{' + open book' if len(runs) > len(stages) else ''}, {seconds:.0f}s) -> "
           f"{display(out / 'eval.md')}, eval.csv, eval.png")
