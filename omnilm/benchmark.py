@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from omnilm.errors import UserError
+from omnilm.jsonl import json_lines
 from omnilm.paths import REPO_DIR, cpt_data_root, demo_text_model, display, quantized_dir
 
 BUILTIN_PASSAGE = REPO_DIR / "01_quantize" / "benchmark_passage.txt"
@@ -26,14 +27,15 @@ def read_text(path):
     if not path.is_file():
         raise UserError(f"text file {display(path)} does not exist")
     if path.suffix == ".jsonl":
+        def bad_line(n):
+            return f"{display(path)} line {n} is not a JSON object with a \"text\" field"
+
         texts = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
+        for n, row in json_lines(path, bad_line):
             try:
-                texts.append(json.loads(line)["text"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise UserError(f"{display(path)} line {n} is not a JSON object with a \"text\" field")
+                texts.append(row["text"])
+            except (KeyError, TypeError):
+                raise UserError(bad_line(n))
         text = "\n\n".join(texts)
     else:
         text = path.read_text()

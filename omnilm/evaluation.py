@@ -17,13 +17,13 @@ many, and their verdict is what counts. The `open_book`
 run asks the first stage's model, without adapter, each question that carries
 its source `passage` with the passage in the prompt: the upper bound, telling a
 missing fact from a model too small to answer."""
-import json
 import re
 import time
 from pathlib import Path
 
 from omnilm.atomic import write_csv_atomic
 from omnilm.errors import UserError
+from omnilm.jsonl import json_lines
 from omnilm.paths import display, resolve, results_dir
 from omnilm.scoring import score_answer
 from omnilm.verdict import (KINDS, OPEN_BOOK, OPEN_BOOK_NOTE, bleed_terms, knowledge, recommend,  # noqa: F401
@@ -47,13 +47,7 @@ def load_questions(path):
     if not path.is_file():
         raise UserError(f"questions file {path} does not exist")
     questions = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            q = json.loads(line)
-        except json.JSONDecodeError:
-            raise UserError(f"{path} line {n} is not valid JSON")
+    for n, q in json_lines(path, lambda n: f"{path} line {n} is not valid JSON"):
         missing = [k for k in ("question", "reference", "key_facts", "kind") if k not in q]
         if not missing and q["kind"] == "domain":  # the old name of `trained`: older files keep working
             q["kind"] = "trained"
