@@ -295,7 +295,8 @@ def extract_stage(args):
     else:
         source = resolve(args.source) if args.source else demo_omni_dir()
     if not source.exists():
-        hint = " (build the demo first: python 00_extract/make_demo_omni.py)" if source.name == demo_omni_dir().name else ""
+        demo = source.name == demo_omni_dir().name
+        hint = " (build the demo first: python 00_extract/make_demo_omni.py)" if demo else ""
         raise UserError(f"source {display(source)} does not exist{hint}")
     text_config_of(load_config(source), source)  # refuse a non-omni source before any output exists
     output = resolve(args.output) if args.output else text_model_dir(source)
