@@ -55,12 +55,13 @@ def default_text_file():
 def timed_generation(model, prompt_ids, max_tokens):
     """Greedy generation of exactly max_tokens (no stop at EOS): prompt and generation tok/s."""
     import mlx.core as mx
-    from mlx_lm.generate import generate_step
+
+    from omnilm.mlx_lm_api import generate_steps
 
     start = time.perf_counter()
     first = last = None
     n = 0
-    for _token, _ in generate_step(mx.array(prompt_ids), model, max_tokens=max_tokens):
+    for _token, _ in generate_steps(mx.array(prompt_ids), model, max_tokens=max_tokens):
         last = time.perf_counter()
         first = first or last
         n += 1
@@ -90,11 +91,12 @@ def for_perplexity(model, device):
     float matmul uses BLAS where CPU quantized kernels crawl on long inputs (~20x slower)."""
     import mlx.core as mx
     from mlx.utils import tree_map
-    from mlx_lm.utils import dequantize_model
+
+    from omnilm.mlx_lm_api import dequantize_weights
 
     if device != "cpu":
         return model, "quantized kernels"
-    model = dequantize_model(model)
+    model = dequantize_weights(model)
     model.update(tree_map(lambda a: a.astype(mx.float32) if mx.issubdtype(a.dtype, mx.floating) else a,
                           model.parameters()))
     return model, "float32 forward of the (dequantized) weights"

@@ -48,9 +48,9 @@ class ChatAnswers:
 
     def process(self, row):
         if "messages" not in row:  # mlx-lm's own rule for text rows (the end token appended)
-            from mlx_lm.tuner.datasets import TextDataset
+            from omnilm.mlx_lm_api import text_dataset
 
-            return TextDataset([], self.tokenizer).process(row)
+            return text_dataset([], self.tokenizer).process(row)
         return chat_tokens(self.tokenizer, row["messages"], self.mask_prompt)
 
     def __getitem__(self, i):
@@ -81,9 +81,9 @@ def padded_batches(dataset, batch_size, max_seq_length, pad_to=PAD_TO, **options
     multiple of `pad_to` (plus the one token that inputs and targets are shifted by).
     mlx-lm pads to multiples of 32; the cut columns are zeros that the loss mask
     leaves out. The one place the project's batches come from."""
-    from mlx_lm.tuner.trainer import iterate_batches
+    from omnilm.mlx_lm_api import trainer_batches
 
-    for batch, lengths in iterate_batches(dataset, batch_size, max_seq_length, **options):
+    for batch, lengths in trainer_batches(dataset, batch_size, max_seq_length, **options):
         longest = int(lengths[:, 1].max().item())
         yield batch[:, :min(batch.shape[1], 1 + pad_to * -(-longest // pad_to))], lengths
 
@@ -109,7 +109,7 @@ def every_row_batches(dataset, batch_size, max_seq_length, comm_group=None, pad_
 def load_split(path, tokenizer, mask_prompt):
     """One split as an mlx-lm dataset, by the format of its rows; `.sources` holds each
     row's "source" (stage 20 tags the model's own general answers "replay")."""
-    from mlx_lm.tuner.datasets import CacheDataset, TextDataset
+    from omnilm.mlx_lm_api import cache_dataset, text_dataset
 
     rows = read_jsonl(path, "training data")
     if not rows:
@@ -124,10 +124,10 @@ def load_split(path, tokenizer, mask_prompt):
                               {"role": "assistant", "content": r["completion"]}]} for r in rows]
         data = ChatAnswers(rows, tokenizer, mask_prompt)
     elif "text" in first:
-        data = TextDataset(rows, tokenizer)
+        data = text_dataset(rows, tokenizer)
     else:
         raise UserError(f"{display(path)}: rows need \"text\", \"messages\" or \"prompt\"+\"completion\"")
-    dataset = CacheDataset(data)
+    dataset = cache_dataset(data)
     dataset.sources = sources
     return dataset
 
