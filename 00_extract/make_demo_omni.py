@@ -15,7 +15,7 @@ from omnilm.config import make_parser
 from omnilm.demo_omni import build_demo_omni
 from omnilm.errors import run_main
 from omnilm.manifest import fingerprint, write_manifest
-from omnilm.paths import display, models_dir, resolve
+from omnilm.paths import demo_omni_dir, display, resolve
 from omnilm.progress import byte_bar
 
 
@@ -24,7 +24,7 @@ def main():
     p.add_argument("--output", help="folder to write (default: models/demo-omni)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     args = p.parse_args()
-    output = resolve(args.output) if args.output else models_dir() / "demo-omni"
+    output = resolve(args.output) if args.output else demo_omni_dir()
     with staged_dir(output, force=args.force, what="demo checkpoint") as tmp, byte_bar("writing demo omni") as bar:
         info = build_demo_omni(tmp, progress=bar.update)
         write_manifest(tmp, "demo_omni", {"output": display(output)}, inputs={"gguf": fingerprint(info["gguf"])}, metrics=info)

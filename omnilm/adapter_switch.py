@@ -59,14 +59,14 @@ class AdapterSwitcher:
             return
         self._config(adapter_dir)
         import mlx.core as mx
-        from mlx_lm.tuner.utils import load_adapters
 
+        from omnilm.mlx_lm_api import load_adapter_layers
         from omnilm.quantize import float32_scales_on_cpu
 
         self.use(None)
         before = dict(self.model.named_modules())
         try:
-            load_adapters(self.model, str(adapter_dir))
+            load_adapter_layers(self.model, str(adapter_dir))
         except (ValueError, KeyError, TypeError) as e:
             now = dict(self.model.named_modules())
             self._put({p: m for p, m in before.items() if p in now and now[p] is not m})  # the base as it was

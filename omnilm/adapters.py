@@ -13,10 +13,9 @@ Layout (`adapters/<stem>-cpt/`):
 A folder without a complete manifest is an unfinished run: the next stage refuses
 it, and `--resume` continues it."""
 import json
-import shutil
 from pathlib import Path
 
-from omnilm.atomic import atomic_file, check_folder_name, replace_dir, write_text_atomic
+from omnilm.atomic import atomic_file, check_folder_name, remove_tree, replace_dir, write_text_atomic
 from omnilm.errors import UserError
 from omnilm.manifest import MANIFEST, made_by_stage, read_manifest
 from omnilm.paths import display
@@ -78,7 +77,7 @@ def clear_folder(folder):
     for name in OWN_NAMES:
         p = folder / name
         if p.is_dir():
-            shutil.rmtree(p)
+            remove_tree(p)
         elif p.exists():
             p.unlink()
 
@@ -148,7 +147,7 @@ def save_checkpoint(folder, adapter_weights, optimizer_state, state):
     """The resume point, replaced as a whole so weights and state always agree."""
     folder = Path(folder)
     tmp = folder / f".{RESUME}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_tree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     import mlx.core as mx
 
@@ -170,7 +169,7 @@ def load_checkpoint_arrays(folder):
 
 
 def drop_checkpoint(folder):
-    shutil.rmtree(Path(folder) / RESUME, ignore_errors=True)
+    remove_tree(Path(folder) / RESUME, ignore_errors=True)
 
 
 def load_fitting_weights(folder, expected, base, what="", fits=None):

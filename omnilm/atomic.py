@@ -1,11 +1,34 @@
 """Artifacts appear whole or not at all: written in a temporary sibling folder,
-renamed into place at the end."""
+renamed into place at the end. A folder is replaced only when this project made it:
+its manifest.json names a stage."""
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
 
-from omnilm.errors import UserError, writing
+from omnilm.errors import FIX, UserError, write_problem
+from omnilm.paths import display
+
+# The manifest's name and stages are here, not in manifest.py (which writes its file
+# through this module), because the rule for replacing a folder reads them.
+MANIFEST = "manifest.json"
+# what write_manifest may name: a folder whose manifest names one of these is the
+# project's own, the only kind a stage may replace (check_output below);
+# "harness": a results/<name>/ folder of benchmarks/harness.py
+STAGES = ("demo_omni", "extract", "quantize", "benchmark", "prepare", "cpt", "qa", "sft", "evaluate", "export",
+          "fictional_knowledge", "harness")
+
+
+def made_by_stage(folder):
+    """The stage whose manifest.json the folder holds, or None: a folder this project
+    made, which a rerun with --force may replace (a user's folder never is)."""
+    try:
+        data = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    stage = data.get("stage") if isinstance(data, dict) else None
+    return stage if stage in STAGES else None
 
 
 def _tmp_name(final):
@@ -34,9 +57,6 @@ def check_output(final, force=False, what="output", fix="pick another --output o
     anything else (a user's folder, a file) never, even with --force: a mistyped
     --output must not delete someone's files. A name that is empty, '.' or '..'
     would make the output its parent folder, so it is refused too."""
-    from omnilm.manifest import MANIFEST, made_by_stage
-    from omnilm.paths import display
-
     final = check_folder_name(final, what)
     if not final.exists() and not final.is_symlink():
         return final
@@ -50,6 +70,21 @@ def check_output(final, force=False, what="output", fix="pick another --output o
     if not force:
         raise UserError(f"{what} {display(final)} already exists; pass --force to replace it")
     return final
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Writing `path` (an output file or folder): a read-only place, a missing permission
+    or a full disk is one line naming it, never a traceback. (It lives here, not in
+    errors.py, because it names the path with paths.display, and paths needs errors.)"""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        why = write_problem(e)
+        elsewhere = getattr(e, "filename", None) and not str(e.filename).startswith(str(Path(path).parent))
+        if why is None or elsewhere:  # not this output's (an input read without permission)
+            raise
+        raise UserError(f"cannot write {display(path)}: {why}; {FIX}") from None
 
 
 @contextlib.contextmanager
@@ -78,6 +113,18 @@ def replace_dir(src, final):
         os.replace(final, old)
     os.replace(src, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_tree(path, ignore_errors=False):
+    """Delete a folder and all it holds (shutil.rmtree): every deletion of a tree is here."""
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def rename_within(folder, old, new):
+    """Rename the file `old` of `folder` to `new`, replacing any file of that name: for a
+    staging folder, before it is moved into place whole."""
+    folder = Path(folder)
+    os.replace(folder / old, folder / new)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from omnilm.errors import UserError
-from omnilm.paths import REPO_DIR, data_dir, demo_text_model, display, quantized_dir
+from omnilm.jsonl import json_lines
+from omnilm.paths import REPO_DIR, cpt_data_root, demo_text_model, display, quantized_dir
 
 BUILTIN_PASSAGE = REPO_DIR / "01_quantize" / "benchmark_passage.txt"
 PERPLEXITY_WINDOW = 512
@@ -26,14 +27,15 @@ def read_text(path):
     if not path.is_file():
         raise UserError(f"text file {display(path)} does not exist")
     if path.suffix == ".jsonl":
+        def bad_line(n):
+            return f"{display(path)} line {n} is not a JSON object with a \"text\" field"
+
         texts = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
+        for n, row in json_lines(path, bad_line):
             try:
-                texts.append(json.loads(line)["text"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise UserError(f"{display(path)} line {n} is not a JSON object with a \"text\" field")
+                texts.append(row["text"])
+            except (KeyError, TypeError):
+                raise UserError(bad_line(n))
         text = "\n\n".join(texts)
     else:
         text = path.read_text()
@@ -44,7 +46,7 @@ def read_text(path):
 
 def default_text_file():
     """The newest document validation split (data/cpt/*/valid.jsonl), else the built-in passage."""
-    splits = sorted(data_dir().glob("cpt/*/valid.jsonl"), key=lambda p: p.stat().st_mtime)
+    splits = sorted(cpt_data_root().glob("*/valid.jsonl"), key=lambda p: p.stat().st_mtime)
     return splits[-1] if splits else BUILTIN_PASSAGE
 
 
@@ -53,12 +55,13 @@ def default_text_file():
 def timed_generation(model, prompt_ids, max_tokens):
     """Greedy generation of exactly max_tokens (no stop at EOS): prompt and generation tok/s."""
     import mlx.core as mx
-    from mlx_lm.generate import generate_step
+
+    from omnilm.mlx_lm_api import generate_steps
 
     start = time.perf_counter()
     first = last = None
     n = 0
-    for _token, _ in generate_step(mx.array(prompt_ids), model, max_tokens=max_tokens):
+    for _token, _ in generate_steps(mx.array(prompt_ids), model, max_tokens=max_tokens):
         last = time.perf_counter()
         first = first or last
         n += 1
@@ -88,11 +91,12 @@ def for_perplexity(model, device):
     float matmul uses BLAS where CPU quantized kernels crawl on long inputs (~20x slower)."""
     import mlx.core as mx
     from mlx.utils import tree_map
-    from mlx_lm.utils import dequantize_model
+
+    from omnilm.mlx_lm_api import dequantize_weights
 
     if device != "cpu":
         return model, "quantized kernels"
-    model = dequantize_model(model)
+    model = dequantize_weights(model)
     model.update(tree_map(lambda a: a.astype(mx.float32) if mx.issubdtype(a.dtype, mx.floating) else a,
                           model.parameters()))
     return model, "float32 forward of the (dequantized) weights"
@@ -238,7 +242,7 @@ def run_benchmark(args):
     from omnilm.atomic import check_output, staged_dir, write_csv_atomic
     from omnilm.benchmark_report import CSV_COLUMNS, machine_line, markdown, plot, to_row
     from omnilm.manifest import fingerprint, write_manifest
-    from omnilm.paths import resolve, results_dir
+    from omnilm.paths import benchmark_dir, resolve
     from omnilm.quantize import text_model_config
     from omnilm.runtime import machine_summary
 
@@ -253,7 +257,7 @@ def run_benchmark(args):
     text_file = resolve(args.text_file) if args.text_file else default_text_file()
     text = read_text(text_file)
     # like every stage's: only a results folder of its own is replaced, and only with --force
-    output = check_output(resolve(args.output) if args.output else results_dir() / "benchmark",
+    output = check_output(resolve(args.output) if args.output else benchmark_dir(),
                           getattr(args, "force", False), "results folder")
     machine = machine_summary()
     print(f"machine: {machine_line(machine)}")

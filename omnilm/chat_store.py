@@ -19,14 +19,18 @@ import time
 import uuid
 from pathlib import Path
 
-from omnilm.chatlog import COLUMNS
 from omnilm.errors import UserError
 from omnilm.paths import display, logs_dir
 
 DB_NAME = "chats.sqlite3"
 BUSY_TIMEOUT_S = 60
 TITLE_CHARS = 60
-# store-only columns: the stats line shown under an answer; the rest are the log's COLUMNS
+# the columns of a logged answer (omnilm.chatlog reads the log through this store)
+COLUMNS = ["timestamp", "model", "adapter", "temperature", "top_p", "max_tokens", "multi_turn",
+           "system_prompt", "prompt", "answer", "reasoning", "tokens", "tokens_per_s", "peak_memory_gb",
+           "duration_s", "time_to_first_token_s", "stopped", "conversation_id", "turn",
+           "stage", "compare_id"]  # the last two: set for the answers of compare mode (omnilm.compare)
+# store-only columns: the stats line shown under an answer; the rest are COLUMNS
 _TEXT_COLUMNS = [c for c in COLUMNS if c not in ("conversation_id", "turn")] + ["stats"]
 _FLOATS = {"temperature", "top_p", "tokens_per_s", "peak_memory_gb", "duration_s", "time_to_first_token_s"}
 _INTS = {"max_tokens", "tokens"}

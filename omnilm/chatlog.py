@@ -1,4 +1,4 @@
-"""The chat app's log: one row per generated answer, with the columns below.
+"""The chat app's log: one row per generated answer, with the columns of chat_store.COLUMNS.
 
 The rows live in the chat store (omnilm.chat_store, logs/chats.sqlite3), which also
 rebuilds conversations from them: one source of truth, so the log and a reopened
@@ -13,13 +13,11 @@ kept), so old logs still load."""
 import csv
 from pathlib import Path
 
+from omnilm import chat_store
+from omnilm.chat_store import COLUMNS  # the store keeps the rows, so it owns their columns
 from omnilm.paths import logs_dir
 
 LOG_NAME = "inference_logs.csv"  # the old log's file, and the name of the CSV download
-COLUMNS = ["timestamp", "model", "adapter", "temperature", "top_p", "max_tokens", "multi_turn",
-           "system_prompt", "prompt", "answer", "reasoning", "tokens", "tokens_per_s", "peak_memory_gb",
-           "duration_s", "time_to_first_token_s", "stopped", "conversation_id", "turn",
-           "stage", "compare_id"]  # the last two: set for the answers of compare mode (omnilm.compare)
 
 
 def log_path():
@@ -29,8 +27,6 @@ def log_path():
 
 def append_row(row, conversation_id=None, turn=None):
     """Log one answer (a dict keyed by COLUMNS); see chat_store.add_exchange. Returns its turn."""
-    from omnilm import chat_store  # it imports COLUMNS from here
-
     return chat_store.add_exchange(row, row.get("conversation_id") or conversation_id,
                                    row.get("turn") or turn)
 
@@ -50,8 +46,6 @@ def read_old_rows(path=None):
 
 def read_rows():
     """Every logged answer, oldest first, as dicts of text: the old CSV's, then the store's."""
-    from omnilm import chat_store
-
     return read_old_rows() + chat_store.log_rows()
 
 

@@ -1,8 +1,6 @@
 """Expected failures are one clear sentence on stderr, never a traceback."""
-import contextlib
 import errno
 import sys
-from pathlib import Path
 
 
 class UserError(Exception):
@@ -24,22 +22,6 @@ def write_problem(e):
     if isinstance(e, RuntimeError) and str(e).startswith("[write]"):
         return f"no space left on the device? ({str(e).splitlines()[0]})"
     return None
-
-
-@contextlib.contextmanager
-def writing(path):
-    """Writing `path` (an output file or folder): a read-only place, a missing permission
-    or a full disk is one line naming it, never a traceback."""
-    try:
-        yield
-    except (OSError, RuntimeError) as e:
-        why = write_problem(e)
-        elsewhere = getattr(e, "filename", None) and not str(e.filename).startswith(str(Path(path).parent))
-        if why is None or elsewhere:  # not this output's (an input read without permission)
-            raise
-        from omnilm.paths import display
-
-        raise UserError(f"cannot write {display(path)}: {why}; {FIX}") from None
 
 
 def run_main(main):

@@ -17,13 +17,13 @@ many, and their verdict is what counts. The `open_book`
 run asks the first stage's model, without adapter, each question that carries
 its source `passage` with the passage in the prompt: the upper bound, telling a
 missing fact from a model too small to answer."""
-import json
 import re
 import time
 from pathlib import Path
 
 from omnilm.atomic import write_csv_atomic
 from omnilm.errors import UserError
+from omnilm.jsonl import json_lines
 from omnilm.paths import display, resolve, results_dir
 from omnilm.scoring import score_answer
 from omnilm.verdict import (KINDS, OPEN_BOOK, OPEN_BOOK_NOTE, bleed_terms, knowledge, recommend,  # noqa: F401
@@ -47,13 +47,7 @@ def load_questions(path):
     if not path.is_file():
         raise UserError(f"questions file {path} does not exist")
     questions = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            q = json.loads(line)
-        except json.JSONDecodeError:
-            raise UserError(f"{path} line {n} is not valid JSON")
+    for n, q in json_lines(path, lambda n: f"{path} line {n} is not valid JSON"):
         missing = [k for k in ("question", "reference", "key_facts", "kind") if k not in q]
         if not missing and q["kind"] == "domain":  # the old name of `trained`: older files keep working
             q["kind"] = "trained"
@@ -432,9 +426,7 @@ def compare_stages(args):
     """Stage 30 for resolved options (questions, stages, max_tokens, output, open_book,
     facts, training_data): every stage checked before any model loads; results replace
     their namesakes in the output folder only once all are written. Returns the summary."""
-    import os
-
-    from omnilm.atomic import staged_files
+    from omnilm.atomic import rename_within, staged_files
     from omnilm.manifest import fingerprint, write_manifest
     from omnilm.progress import bar
 
@@ -477,7 +469,7 @@ def compare_stages(args):
                                 "independent_dropped": len(dropped)},
                        stages={n: {"model": display(m), "adapter": display(a) if a else None}
                                for n, m, a, _, _ in runs})
-        os.replace(tmp / "manifest.json", tmp / "eval.json")
+        rename_within(tmp, "manifest.json", "eval.json")
     print(f"\nevaluation ({len(questions)} questions x {len(stages)} stages"
           f"{' + open book' if len(runs) > len(stages) else ''}, {seconds:.0f}s) -> "
           f"{display(out / 'eval.md')}, eval.csv, eval.png")

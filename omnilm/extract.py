@@ -285,7 +285,7 @@ def extract_stage(args):
     force): the source checked before any output exists; returns the output folder."""
     from omnilm.atomic import staged_dir
     from omnilm.manifest import fingerprint, write_manifest
-    from omnilm.paths import display, models_dir, resolve, text_model_dir
+    from omnilm.paths import demo_omni_dir, display, models_dir, resolve, text_model_dir
     from omnilm.progress import byte_bar
 
     if args.hf_repo:
@@ -293,9 +293,10 @@ def extract_stage(args):
         print(f"fetching the language-model shards of {args.hf_repo} into {display(source)}")
         fetch_from_hub(args.hf_repo, source)
     else:
-        source = resolve(args.source) if args.source else models_dir() / "demo-omni"
+        source = resolve(args.source) if args.source else demo_omni_dir()
     if not source.exists():
-        hint = " (build the demo first: python 00_extract/make_demo_omni.py)" if source.name == "demo-omni" else ""
+        demo = source.name == demo_omni_dir().name
+        hint = " (build the demo first: python 00_extract/make_demo_omni.py)" if demo else ""
         raise UserError(f"source {display(source)} does not exist{hint}")
     text_config_of(load_config(source), source)  # refuse a non-omni source before any output exists
     output = resolve(args.output) if args.output else text_model_dir(source)

@@ -6,18 +6,12 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from omnilm.atomic import write_text_atomic
+from omnilm.atomic import MANIFEST, STAGES, made_by_stage, write_text_atomic  # noqa: F401 (also read from here)
 from omnilm.errors import UserError
 from omnilm.paths import display, stored
 
-MANIFEST = "manifest.json"
 HASH_LIMIT = 64 * 2**20  # hash inputs up to this size; bigger ones are named by size only
 TRACKED_PACKAGES = ("mlx", "mlx-lm", "transformers", "safetensors", "numpy", "pdfplumber", "streamlit")
-# what write_manifest may name: a folder whose manifest names one of these is the
-# project's own, the only kind a stage may replace (omnilm.atomic.check_output);
-# "harness": a results/<name>/ folder of benchmarks/harness.py
-STAGES = ("demo_omni", "extract", "quantize", "benchmark", "prepare", "cpt", "qa", "sft", "evaluate", "export",
-          "fictional_knowledge", "harness")
 
 
 def sha256_file(path, limit=None):
@@ -56,7 +50,7 @@ def package_versions():
 
 def write_manifest(folder, stage, args=None, inputs=None, metrics=None, **extra):
     if stage not in STAGES:  # a stage unknown here would make folders the next run refuses to replace
-        raise ValueError(f"unknown stage {stage!r}: add it to omnilm.manifest.STAGES")
+        raise ValueError(f"unknown stage {stage!r}: add it to omnilm.atomic.STAGES")
     args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args or {}).items()} \
         if args is not None and not isinstance(args, dict) else (args or {})
     data = {
@@ -83,17 +77,6 @@ def read_manifest(folder, required=False):
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{display(path)} is not valid JSON ({e.msg} at line {e.lineno})")
-
-
-def made_by_stage(folder):
-    """The stage whose manifest.json the folder holds, or None: a folder this project
-    made, which a rerun with --force may replace (a user's folder never is)."""
-    try:
-        data = json.loads((Path(folder) / MANIFEST).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    stage = data.get("stage") if isinstance(data, dict) else None
-    return stage if stage in STAGES else None
 
 
 def base_model_of(folder):

@@ -25,6 +25,77 @@ ITERATE_BATCHES_KEYWORDS = ("dataset", "batch_size", "max_seq_length", "loop", "
 EVALUATE_KEYWORDS = ("model", "dataset", "batch_size", "num_batches", "max_seq_length", "iterate_batches")
 TRAINING_ARGS_FIELDS = ("batch_size", "iters", "val_batches", "steps_per_report", "steps_per_eval", "steps_per_save",
                         "max_seq_length", "adapter_file", "grad_checkpoint")
+BATCH_GENERATOR_KEYWORDS = ("stop_tokens", "sampler", "completion_batch_size", "prefill_batch_size")
+
+
+# ---- the trainer's pieces, passed through unchanged: the callers keep mlx-lm's behaviour,
+# and an upgrade that moves one breaks here and in tests/test_mlx_lm_api.py only.
+
+def training_args(**fields):
+    """mlx-lm's TrainingArgs (the fields of TRAINING_ARGS_FIELDS)."""
+    from mlx_lm.tuner.trainer import TrainingArgs
+
+    return TrainingArgs(**fields)
+
+
+def run_trainer(model, optimizer, train_dataset, val_dataset, **keywords):
+    """mlx-lm's training loop, train(...) (the keywords of TRAIN_KEYWORDS)."""
+    from mlx_lm.tuner.trainer import train
+
+    return train(model, optimizer, train_dataset, val_dataset, **keywords)
+
+
+def evaluate_loss(model, dataset, batch_size, num_batches, max_seq_length, **keywords):
+    """mlx-lm's validation loss, evaluate(...) (the keywords of EVALUATE_KEYWORDS)."""
+    from mlx_lm.tuner.trainer import evaluate
+
+    return evaluate(model, dataset, batch_size, num_batches, max_seq_length, **keywords)
+
+
+def trainer_batches(dataset, batch_size, max_seq_length, **keywords):
+    """mlx-lm's iterate_batches: (batch, lengths) pairs, padded to multiples of 32."""
+    from mlx_lm.tuner.trainer import iterate_batches
+
+    return iterate_batches(dataset, batch_size, max_seq_length, **keywords)
+
+
+def text_dataset(rows, tokenizer):
+    """mlx-lm's TextDataset: {"text"} rows, each tokenized with the end token appended."""
+    from mlx_lm.tuner.datasets import TextDataset
+
+    return TextDataset(rows, tokenizer)
+
+
+def cache_dataset(data):
+    """mlx-lm's CacheDataset: `data`'s rows processed once, on first use."""
+    from mlx_lm.tuner.datasets import CacheDataset
+
+    return CacheDataset(data)
+
+
+def load_adapter_layers(model, adapter_path):
+    """mlx-lm's load_adapters: the adapter's LoRA layers and weights onto `model`, in
+    place; a config or weights that do not fit raise ValueError, KeyError or TypeError."""
+    from mlx_lm.tuner.utils import load_adapters
+
+    return load_adapters(model, adapter_path)
+
+
+# ---- generation below mlx-lm's public generate functions
+
+def batch_generator(model, **keywords):
+    """mlx-lm's BatchGenerator, continuous batching (the keywords of BATCH_GENERATOR_KEYWORDS)."""
+    from mlx_lm.generate import BatchGenerator
+
+    return BatchGenerator(model, **keywords)
+
+
+def generate_steps(prompt, model, **keywords):
+    """mlx-lm's generate_step: one (token, log-probabilities) per step, with no stop at
+    the end token."""
+    from mlx_lm.generate import generate_step
+
+    return generate_step(prompt, model, **keywords)
 
 
 # ---- mlx-lm's convert and fuse, step by step: stage 01 and the export run its own pieces

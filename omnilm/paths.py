@@ -29,9 +29,14 @@ def models_dir():
     return root() / "models"
 
 
+def demo_omni_dir():
+    """The demo omni checkpoint (make_demo_omni.py's output): stage 00's default source."""
+    return models_dir() / "demo-omni"
+
+
 def demo_text_model():
     """The demo's float text model (stage 00's output): every stage's default model."""
-    return text_model_dir(models_dir() / "demo-omni")
+    return text_model_dir(demo_omni_dir())
 
 
 # ---- where each artifact goes: one function each, for the stage scripts and the pipeline
@@ -77,9 +82,19 @@ def folder_name(name, what):
     return name
 
 
+def cpt_data_root():
+    """Stage 10's data of every paper, a folder each (cpt_data_dir)."""
+    return data_dir() / "cpt"
+
+
 def cpt_data_dir(stem=DEMO_PAPER):
     """Stage 10's data for a paper: chunks, facts, train/valid, replay."""
-    return data_dir() / "cpt" / folder_name(stem, "the paper")
+    return cpt_data_root() / folder_name(stem, "the paper")
+
+
+def replay_cache_dir():
+    """Stage 10's replay generations, kept by what they depend on: a rerun reuses them."""
+    return data_dir() / "cache" / "replay"
 
 
 def sft_data_dir(stem=DEMO_PAPER):
@@ -102,6 +117,21 @@ def adapters_dir():
 
 def results_dir():
     return root() / "results"
+
+
+def benchmark_dir():
+    """Stage 01's benchmark results."""
+    return results_dir() / "benchmark"
+
+
+def eval_json():
+    """Stage 30's results, where the pipeline's evaluation writes them."""
+    return results_dir() / "eval.json"
+
+
+def report_file():
+    """The pipeline's one-page report."""
+    return results_dir() / "REPORT.md"
 
 
 def logs_dir():

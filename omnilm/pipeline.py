@@ -17,8 +17,9 @@ from omnilm.errors import UserError
 from omnilm.facts import FACTS_FILE
 from omnilm.manifest import MANIFEST, sha256_file
 from omnilm.paths import (CONTROL_QUESTIONS, DEMO_GOLDEN, DEMO_QUESTIONS, REPLAY_QUESTIONS, REPO_DIR, adapter_dir,
-                          cpt_data_dir, demo_pdf, display, models_dir, optional_file, paper_inputs, paper_stem,
-                          quantized_dir, resolve, results_dir, sft_data_dir, text_model_dir)
+                          benchmark_dir, cpt_data_dir, demo_omni_dir, demo_pdf, display, eval_json, models_dir,
+                          optional_file, paper_inputs, paper_stem, quantized_dir, resolve, sft_data_dir,
+                          text_model_dir)
 from omnilm.probes import CLOZE_FILE, INDEPENDENT_FILE
 
 
@@ -153,7 +154,7 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
     or found beside it by paper_inputs), never the demo's; every paper gets the controls."""
     cfg = ["--config", config] if config else []
     demo, demo_paper = source is None, pdf is None
-    source = Path(source) if source else models_dir() / "demo-omni"
+    source = Path(source) if source else demo_omni_dir()
     text = text_model_dir(source)
     q8, q4 = quantized_dir(text, 8), quantized_dir(text, 4)
     pdf = Path(pdf) if pdf else demo_pdf()
@@ -167,7 +168,7 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
     stem = paper_stem(pdf)
     cpt_data, sft_data = cpt_data_dir(stem), sft_data_dir(stem)
     cpt, sft = adapter_dir(stem, "cpt"), adapter_dir(stem, "sft")
-    bench = results_dir() / "benchmark"
+    bench = benchmark_dir()
     # the paper's hand-written questions if any, the questions and probes in forms no training row has
     # (stage 10 makes them from the facts), and the broad control; never the templates' own questions
     eval_questions = [*filter(None, [questions]), cpt_data / INDEPENDENT_FILE, cpt_data / CLOZE_FILE,
@@ -206,7 +207,7 @@ def demo_plan(source=None, pdf=None, config=None, golden=None, questions=None):
                "--adapter", f"sft={sft}", "--questions", *eval_questions,
                "--facts", cpt_data / FACTS_FILE, "--training-data", cpt_data, sft_data, *cfg],
               reads=[text, cpt, sft, *filter(None, [questions]), CONTROL_QUESTIONS, cpt_data, sft_data],
-              writes=[results_dir() / "eval.json"], title="base vs CPT vs SFT"),
+              writes=[eval_json()], title="base vs CPT vs SFT"),
     ]
     return stages
 

@@ -16,7 +16,8 @@ from omnilm.facts import FACTS_FILE, HELDOUT_QUESTIONS_FILE
 from omnilm.probes import CLOZE_FILE, INDEPENDENT_FILE, cloze_probes, independent_questions
 from omnilm.jsonl import read_jsonl, write_jsonl
 from omnilm.manifest import fingerprint, write_manifest
-from omnilm.paths import cpt_data_dir, data_dir, display, models_dir, optional_file, paper_stem, resolve
+from omnilm.paths import (cpt_data_dir, display, models_dir, optional_file, paper_stem, replay_cache_dir,
+                          resolve)
 from omnilm.pdf_text import clean_pages, extract_pages, list_pdfs
 from omnilm.progress import bar
 from omnilm.replay import (MAX_WORDS, REPLAY_FILE, generate_replay, load_replay_questions, pack_texts, replay_texts,
@@ -138,7 +139,7 @@ def replay_pairs(args, model):
     # generations stop past MAX_WORDS words (past_max_words), so it is part of what they depend on
     key = hashlib.sha256(json.dumps(["raw", fingerprint(model), questions, args.replay_max_tokens, MAX_WORDS],
                                     sort_keys=True).encode()).hexdigest()[:20]
-    cache = data_dir() / "cache" / "replay" / f"{key}.json"
+    cache = replay_cache_dir() / f"{key}.json"
     if cache.is_file():
         texts, truncated, generation = json.loads(cache.read_text())
         print(f"replay answers: {len(texts)} generations from the cache {display(cache)}")

@@ -73,12 +73,13 @@ def generate_batched(model, tokenizer, prompts, max_tokens=96, batch_size=16, te
     its rows full until the very end. `prefill_size` prompts are
     prefilled at a time."""
     import mlx.core as mx
-    from mlx_lm.generate import BatchGenerator
     from mlx_lm.sample_utils import make_sampler
+
+    from omnilm.mlx_lm_api import batch_generator
 
     mx.random.seed(seed)
     ids = [tokenizer.encode(p, add_special_tokens=False) if isinstance(p, str) else list(p) for p in prompts]
-    gen = BatchGenerator(model, stop_tokens=[[t] for t in tokenizer.eos_token_ids],
+    gen = batch_generator(model, stop_tokens=[[t] for t in tokenizer.eos_token_ids],
                          sampler=make_sampler(temp=temp), completion_batch_size=batch_size,
                          prefill_batch_size=min(batch_size, prefill_size))
     started = time.perf_counter()

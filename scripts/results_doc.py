@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from omnilm.atomic import write_text_atomic  # noqa: E402
 from omnilm.errors import UserError, run_main  # noqa: E402
-from omnilm.paths import REPO_DIR, display, resolve, results_dir, root  # noqa: E402
+from omnilm.paths import REPO_DIR, display, report_file, resolve, root  # noqa: E402
 
 LINK = re.compile(r"(\]\()([^)\s]+)(\))")  # a Markdown link's or picture's target
 TO_RESULTS = "../results"  # the way from docs/ to results/ in a checkout
@@ -88,7 +88,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", help="the page to write (default: docs/results.md in the project root)")
     args = p.parse_args()
-    report = results_dir() / "REPORT.md"
+    report = report_file()
     output = resolve(args.output) if args.output else root() / "docs" / "results.md"
     if not report.is_file():
         raise UserError(f"{display(report)} does not exist; run ./run_pipeline.sh first, it writes the report")

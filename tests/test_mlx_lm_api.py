@@ -57,3 +57,14 @@ def test_the_convert_and_fuse_pieces_stage_01_and_the_export_call_are_there():
         assert [k for k in keywords if k not in params] == [], f"mlx-lm's {function.__name__} changed its parameters"
     assert "dequantize" in inspect.signature(lora.LoRALinear.fuse).parameters
     assert {"llama", "mistral"} <= set(mlx_lm_api.GGUF_MODEL_TYPES)
+
+
+def test_the_generation_and_adapter_pieces_we_wrap_are_there():
+    from mlx_lm.generate import BatchGenerator, generate_step
+    from mlx_lm.tuner.utils import load_adapters
+
+    keywords = inspect.signature(BatchGenerator).parameters
+    assert [k for k in mlx_lm_api.BATCH_GENERATOR_KEYWORDS if k not in keywords] == []
+    assert all(hasattr(BatchGenerator, method) for method in ("insert", "remove", "next_generated", "stats"))
+    assert "max_tokens" in inspect.signature(generate_step).parameters
+    assert list(inspect.signature(load_adapters).parameters)[:2] == ["model", "adapter_path"]

@@ -76,7 +76,7 @@ def test_a_full_disk_is_one_line_naming_the_output(tmp_path):
     says only "[write] Unable to write")."""
     import mlx.core as mx
 
-    from omnilm.errors import writing
+    from omnilm.atomic import writing
 
     with pytest.raises(UserError, match=r"cannot write .*out.*no space left") as e:
         with writing(tmp_path / "out"):

@@ -9,14 +9,14 @@ before the next optimizer step, so the last weights are exactly the ones evaluat
 Data-parallel under `mlx.launch`: every process computes the same (all-reduced)
 validation loss and so stops at the same step; only rank 0 writes and prints.
 
-Modules: data (rows, batches), loss (computed at the loss positions only),
+Modules: data (rows, batches and their loss positions), loss (computed at the loss positions only),
 distillation (replay targets), callback (early stopping, checkpoints), report
 (losses CSV/PNG, summary), run (the run itself)."""
 from omnilm.training.callback import EarlyStopping, StopTraining
 from omnilm.training.data import (ChatAnswers, Rows, chat_tokens, epoch_batches, every_row_batches, load_split,
-                                  replay_rows, validation_groups)
+                                  loss_positions, replay_rows, validation_groups, with_positions)
 from omnilm.training.distillation import replay_teacher, with_teacher
-from omnilm.training.loss import head_split, loss_positions, make_loss, with_positions
+from omnilm.training.loss import head_split, make_loss
 from omnilm.training.report import plot_losses, replay_trend, summary_line, write_losses_csv
 from omnilm.training.run import add_training_arguments, choose_base_model, train_adapter
 

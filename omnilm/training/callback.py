@@ -5,8 +5,7 @@ import time
 from pathlib import Path
 
 from omnilm import adapters as af
-from omnilm.training.data import epoch_batches, every_row_batches
-from omnilm.training.loss import loss_positions
+from omnilm.training.data import epoch_batches, every_row_batches, loss_positions
 from omnilm.training.report import write_losses_csv
 
 
@@ -72,12 +71,13 @@ class EarlyStopping:
         mlx-lm's own pass over every row gives, so that pass is not run as well (the
         trainer hands mlx-lm one row; docs/experiments/2026-12-01-padding-to-8.md).
         One group is the whole set: its loss, and no column of its own."""
-        from mlx_lm.tuner.trainer import evaluate
+        from omnilm.mlx_lm_api import evaluate_loss
 
         losses, weighted, tokens = {}, 0.0, 0
         for name, data in self.groups.items():
-            losses[f"val_loss_{name}"] = loss = evaluate(self.model, data, self.batch_size, -1, self.max_seq_length,
-                                                         loss=self.loss, iterate_batches=epoch_batches(0))
+            loss = evaluate_loss(self.model, data, self.batch_size, -1, self.max_seq_length,
+                                 loss=self.loss, iterate_batches=epoch_batches(0))
+            losses[f"val_loss_{name}"] = loss
             if name not in self.group_tokens:  # the rows never change: counted once
                 self.group_tokens[name] = loss_tokens(data, self.batch_size, self.max_seq_length)
             n = self.group_tokens[name]

@@ -48,9 +48,9 @@ class ChatAnswers:
 
     def process(self, row):
         if "messages" not in row:  # mlx-lm's own rule for text rows (the end token appended)
-            from mlx_lm.tuner.datasets import TextDataset
+            from omnilm.mlx_lm_api import text_dataset
 
-            return TextDataset([], self.tokenizer).process(row)
+            return text_dataset([], self.tokenizer).process(row)
         return chat_tokens(self.tokenizer, row["messages"], self.mask_prompt)
 
     def __getitem__(self, i):
@@ -81,9 +81,9 @@ def padded_batches(dataset, batch_size, max_seq_length, **options):
     multiple of PAD_TO (plus the one token that inputs and targets are shifted by).
     mlx-lm pads to multiples of 32; the cut columns are zeros that the loss mask
     leaves out. The one place the project's batches come from."""
-    from mlx_lm.tuner.trainer import iterate_batches
+    from omnilm.mlx_lm_api import trainer_batches
 
-    for batch, lengths in iterate_batches(dataset, batch_size, max_seq_length, **options):
+    for batch, lengths in trainer_batches(dataset, batch_size, max_seq_length, **options):
         longest = int(lengths[:, 1].max().item())
         yield batch[:, :min(batch.shape[1], 1 + PAD_TO * -(-longest // PAD_TO))], lengths
 
@@ -108,7 +108,7 @@ def every_row_batches(dataset, batch_size, max_seq_length, comm_group=None):
 def load_split(path, tokenizer, mask_prompt):
     """One split as an mlx-lm dataset, by the format of its rows; `.sources` holds each
     row's "source" (stage 20 tags the model's own general answers "replay")."""
-    from mlx_lm.tuner.datasets import CacheDataset, TextDataset
+    from omnilm.mlx_lm_api import cache_dataset, text_dataset
 
     rows = read_jsonl(path, "training data")
     if not rows:
@@ -123,10 +123,10 @@ def load_split(path, tokenizer, mask_prompt):
                               {"role": "assistant", "content": r["completion"]}]} for r in rows]
         data = ChatAnswers(rows, tokenizer, mask_prompt)
     elif "text" in first:
-        data = TextDataset(rows, tokenizer)
+        data = text_dataset(rows, tokenizer)
     else:
         raise UserError(f"{display(path)}: rows need \"text\", \"messages\" or \"prompt\"+\"completion\"")
-    dataset = CacheDataset(data)
+    dataset = cache_dataset(data)
     dataset.sources = sources
     return dataset
 
@@ -150,14 +150,34 @@ def validation_groups(dataset):
     return {"document": Rows(dataset, document), "replay": Rows(dataset, replay)}
 
 
+def loss_positions(lengths, width, multiple=PAD_TO):
+    """Flat indices (row * width + target position) of the targets that carry loss, as
+    mlx-lm's mask picks them (1-based step s counts when start <= s <= end), padded
+    with -1 to a multiple of `multiple` so that few array shapes need compiling."""
+    import mlx.core as mx
+    import numpy as np
+
+    spans = np.array(lengths)
+    steps = np.arange(1, width + 1)
+    mask = (steps >= spans[:, 0:1]) & (steps <= spans[:, 1:2])
+    flat = np.flatnonzero(mask)
+    padded = np.full(-(-len(flat) // multiple) * multiple or multiple, -1, np.int32)
+    padded[:len(flat)] = flat
+    return mx.array(padded)
+
+
+def with_positions(batch, lengths):
+    """A (batch, lengths) pair as the loss takes it: (batch, lengths, positions)."""
+    return batch, lengths, loss_positions(lengths, batch.shape[1] - 1)
+
+
 def epoch_batches(seed, skip=0, on_step=None, extend=None):
     """mlx-lm's batching with a fixed order per epoch (seed + epoch), identical on
     every process, padded to PAD_TO, and the first `skip` batches dropped: a resumed run sees the
     batches the interrupted run would have seen next. `on_step` is called once a
     step is done (when the trainer asks for the next batch). Every batch comes with its
-    loss positions (omnilm.training.loss); `extend(batch, lengths, positions)`, when
+    loss positions (with_positions); `extend(batch, lengths, positions)`, when
     given, returns the tuple a training batch becomes (distillation adds targets)."""
-    from omnilm.training.loss import with_positions
 
     def batches(dataset, batch_size, max_seq_length, loop=False, comm_group=None, **_):
         if not loop:  # validation: the order does not matter

@@ -30,7 +30,7 @@ def replay_teacher(model, dataset, k):
 
 
 def with_teacher(batch, lengths, positions, teacher, k):
-    """A batch with its loss positions (omnilm.training.loss.with_positions), plus the
+    """A batch with its loss positions (omnilm.training.data.with_positions), plus the
     teacher arrays [positions, k] lined up with them (probabilities 0 where a row has none)."""
     import mlx.core as mx
     import numpy as np

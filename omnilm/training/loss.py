@@ -5,33 +5,11 @@ and masks most of them away afterwards: an SFT batch's prompts and padding, most
 its tokens. On a CPU mlx's exp is a scalar loop, so that log-sum-exp over the whole
 vocabulary (49,152 tokens on the demo, 200,704 on HyperCLOVAX-SEED) costs more than
 the matmuls of the head. Here the batch brings the flat indices of its loss positions
-(computed with numpy when the batch is made), the model runs up to its last hidden
-state, and the head and the log-sum-exp run on those rows only, once each (the replay
-rows' distillation reuses the same log-sum-exp). Same loss to float rounding. Why and
-how much: docs/design.md, "Loss positions and padding";
+(computed with numpy when the batch is made, in omnilm.training.data), the model runs
+up to its last hidden state, and the head and the log-sum-exp run on those rows only,
+once each (the replay rows' distillation reuses the same log-sum-exp). Same loss to
+float rounding. Why and how much: docs/design.md, "Loss positions and padding";
 docs/experiments/2026-12-02-loss-positions.md."""
-from omnilm.training.data import PAD_TO
-
-
-def loss_positions(lengths, width, multiple=PAD_TO):
-    """Flat indices (row * width + target position) of the targets that carry loss, as
-    mlx-lm's mask picks them (1-based step s counts when start <= s <= end), padded
-    with -1 to a multiple of `multiple` so that few array shapes need compiling."""
-    import mlx.core as mx
-    import numpy as np
-
-    spans = np.array(lengths)
-    steps = np.arange(1, width + 1)
-    mask = (steps >= spans[:, 0:1]) & (steps <= spans[:, 1:2])
-    flat = np.flatnonzero(mask)
-    padded = np.full(-(-len(flat) // multiple) * multiple or multiple, -1, np.int32)
-    padded[:len(flat)] = flat
-    return mx.array(padded)
-
-
-def with_positions(batch, lengths):
-    """A (batch, lengths) pair as the loss takes it: (batch, lengths, positions)."""
-    return batch, lengths, loss_positions(lengths, batch.shape[1] - 1)
 
 
 def head_split(model):

@@ -135,9 +135,9 @@ def default_paths(kind, args):
 def attach_lora(model, num_layers, lora, init, model_dir, frozen=0):
     """LoRA on the last num_layers layers of a frozen model: trainable matrices, the
     init adapter's weights when there is one (in the first `frozen` ranks if > 0)."""
-    from mlx_lm.tuner.utils import linear_to_lora_layers
+    from omnilm.mlx_lm_api import add_lora_layers
 
-    linear_to_lora_layers(model, num_layers, lora)
+    add_lora_layers(model, {"num_layers": num_layers, "lora_parameters": lora})  # LoRA, not DoRA
     if init is not None:
         load_init_adapter(model, init, model_dir, frozen)
 
@@ -210,8 +210,7 @@ def train_adapter(kind, args):
     import mlx.core as mx
     import mlx.optimizers as optim
     from mlx.utils import tree_flatten, tree_map_with_path
-    from mlx_lm.tuner.trainer import TrainingArgs, train
-    from omnilm.mlx_lm_api import quiet_trainer_console
+    from omnilm.mlx_lm_api import quiet_trainer_console, run_trainer, training_args
     from omnilm.runtime import machine_summary
 
     wall = time.perf_counter()
@@ -277,21 +276,21 @@ def train_adapter(kind, args):
     callback = EarlyStopping(model, optimizer, folder, state, total, offset, args.patience, args.min_delta,
                              rank=rank, bar=bar, groups=groups, batch_size=batch, max_seq_length=args.max_seq_length,
                              loss=run.loss)
-    training = TrainingArgs(batch_size=batch, iters=total - offset + 1, val_batches=-1,
-                            steps_per_report=args.report_every or max(1, min(eval_every, 5, total - offset)),
-                            steps_per_eval=eval_every,
-                            steps_per_save=10**9, max_seq_length=args.max_seq_length,
-                            adapter_file=str(folder / af.LAST), grad_checkpoint=bool(args.grad_checkpoint))
+    training = training_args(batch_size=batch, iters=total - offset + 1, val_batches=-1,
+                             steps_per_report=args.report_every or max(1, min(eval_every, 5, total - offset)),
+                             steps_per_eval=eval_every,
+                             steps_per_save=10**9, max_seq_length=args.max_seq_length,
+                             adapter_file=str(folder / af.LAST), grad_checkpoint=bool(args.grad_checkpoint))
     # a run shorter than the report cadence reports at its last step: mlx-lm's reports are
     # where the summary's tok/s and peak memory come from.
     # iters is one more than the steps left: mlx-lm evaluates at its last iteration
     # *before* stepping, so the evaluation that ends the run sees the final weights.
     extend = (lambda *batch: with_teacher(*batch, teacher, k)) if teacher else None
     try:
-        train(model, optimizer, train_set, Rows(valid_set, [0]), args=training,
-              training_callback=callback, loss=run.loss,
-              iterate_batches=epoch_batches(args.seed, skip=offset, on_step=bar.update if bar else None,
-                                            extend=extend))
+        run_trainer(model, optimizer, train_set, Rows(valid_set, [0]), args=training,
+                    training_callback=callback, loss=run.loss,
+                    iterate_batches=epoch_batches(args.seed, skip=offset, on_step=bar.update if bar else None,
+                                                  extend=extend))
         stop = "finished"
     except StopTraining as e:
         stop = e.reason
