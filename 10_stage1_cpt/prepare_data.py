@@ -102,6 +102,9 @@ def build_parser():
                         "through the grounding check (the demo paper's: 10_stage1_cpt/demo_paper.rephrasings.jsonl)")
     p.add_argument("--qa-in-cpt", default=1, type=int,
                    help="question/answer pairs of each trained fact in the CPT text")
+    p.add_argument("--restatements-apart", action="store_true", default=False,
+                   help="pack the CPT text so that no training row holds two restatements or questions of one "
+                        "fact (side by side, the model can copy a fact instead of storing it); off: packed in order")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     return p
 

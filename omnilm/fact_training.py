@@ -86,14 +86,43 @@ def leaked_fact(question, answer, heldout_facts):
     return HeldoutFacts(heldout_facts).leaked(question, answer)
 
 
-def cpt_texts(facts, context, k, qa_per_fact, seed):
-    """The augmented CPT text: K rephrasings of every fact (held-out ones too: they are
-    text, not Q&A), plus Q&A of the trained facts as plain text, shuffled."""
-    texts = [r for f in facts for r in rephrasings(f, context, k)]
-    texts += [f"{p['question']}\n{p['answer']}" for f in facts if not f.get("heldout")
+def cpt_items(facts, context, k, qa_per_fact, seed):
+    """The augmented CPT text as (fact index, text), shuffled: K rephrasings of every
+    fact (held-out ones too: they are text, not Q&A), plus Q&A of the trained facts as
+    plain text."""
+    items = [(i, r) for i, f in enumerate(facts) for r in rephrasings(f, context, k)]
+    items += [(i, f"{p['question']}\n{p['answer']}") for i, f in enumerate(facts) if not f.get("heldout")
               for p in fact_pairs(f, qa_per_fact)]
-    random.Random(seed).shuffle(texts)
-    return texts
+    random.Random(seed).shuffle(items)
+    return items
+
+
+def cpt_texts(facts, context, k, qa_per_fact, seed):
+    """cpt_items' texts alone, in the same order."""
+    return [text for _, text in cpt_items(facts, context, k, qa_per_fact, seed)]
+
+
+def pack_apart(count_tokens, items, max_tokens):
+    """(fact, text) items packed into rows of at most `max_tokens` tokens, a blank line
+    apart, no two texts of one fact in a row: restatements side by side let the model
+    copy a fact from its context instead of storing it (Physics of LM 3.1). Each row
+    takes, in order, every waiting text that fits and whose fact it lacks; the rest
+    wait for the next row. Identical texts (two facts of one sentence) share a fact."""
+    fact_of = {}
+    for fact, text in items:  # one text stated for two facts counts as both
+        fact_of.setdefault(text, set()).add(fact)
+    waiting = [(fact_of[text], text + "\n\n", count_tokens(text + "\n\n")) for _, text in items]
+    rows = []
+    while waiting:
+        row, facts, size, later = "", set(), 0, []
+        for owners, text, n in waiting:
+            if not (owners & facts) and (not row or size + n <= max_tokens):
+                row, facts, size = row + text, facts | owners, size + n
+            else:
+                later.append((owners, text, n))
+        rows.append(row.rstrip())
+        waiting = later
+    return rows
 
 
 def fact_inventory(docs, chunks, golden_answers, heldout_fraction, seed):

@@ -10,8 +10,8 @@ from collections import Counter
 from omnilm.atomic import check_output, staged_dir, write_text_atomic
 from omnilm.chunking import make_chunks, split_train_valid
 from omnilm.errors import UserError
-from omnilm.fact_training import (REPHRASE_PROMPTS, cpt_texts, fact_inventory, heldout_questions, model_rephrasings,
-                                  parameter_count, written_rephrasings)
+from omnilm.fact_training import (REPHRASE_PROMPTS, cpt_items, fact_inventory, heldout_questions, model_rephrasings,
+                                  pack_apart, parameter_count, written_rephrasings)
 from omnilm.facts import FACTS_FILE, HELDOUT_QUESTIONS_FILE
 from omnilm.probes import CLOZE_FILE, INDEPENDENT_FILE, cloze_probes, independent_questions
 from omnilm.jsonl import read_jsonl, write_jsonl
@@ -215,8 +215,10 @@ def prepare_document(args):
         rephrased = _attach(facts, *written_rephrasings(written_rows, facts, per_fact), source=display(written))
     else:
         rephrased = rephrase_facts(model, facts, args.rephrase_min_params, per_fact) if per_fact > 0 else {}
-    trained_texts = cpt_texts(facts, context, args.rephrasings, args.qa_in_cpt, args.seed)
-    fact_rows = pack_texts(count_tokens, trained_texts, size)
+    items = cpt_items(facts, context, args.rephrasings, args.qa_in_cpt, args.seed)
+    trained_texts = [text for _, text in items]
+    fact_rows = (pack_apart(count_tokens, items, size) if args.restatements_apart
+                 else pack_texts(count_tokens, trained_texts, size))
     replay, replay_metrics, generation = replay_pairs(args, model) if args.replay else ([], {}, {})
     # the share is reached by repeating the answers (see replay_texts), not capped at one pass
     wanted = share_count(len(train_idx) + len(fact_rows), args.replay_share)

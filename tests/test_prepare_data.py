@@ -87,6 +87,43 @@ def test_demo_paper_document_only(root):
     assert prepare("--replay", 0).returncode == 2  # exists, no --force
 
 
+def test_pack_apart_never_puts_two_texts_of_a_fact_in_one_row():
+    from omnilm.fact_training import pack_apart
+
+    items = [(0, "a1"), (0, "a2"), (1, "b1"), (0, "a3"), (2, "same"), (3, "same"), (1, "b2"), (2, "c1"),
+             (4, "a very long text " * 20)]
+    rows = pack_apart(lambda text: len(text.split()), items, max_tokens=4)
+    texts = [row.split("\n\n") for row in rows]
+    assert sorted(t for row in texts for t in row) == sorted(t.strip() for _, t in items)  # each text once
+    owners = {"a": 0, "b": 1, "c": 2}
+    for row in texts:
+        facts = [owners[t[0]] for t in row if t[0] in owners and t != "a very long text " * 20]
+        assert len(facts) == len(set(facts)), row  # one text a fact per row
+        assert row.count("same") <= 1 and not ("same" in row and "c1" in row)  # "same" states facts 2 and 3
+        assert sum(len(t.split()) for t in row) <= 4 or len(row) == 1  # a text longer than a row is a row
+    assert len(rows) >= 3  # fact 0 has three texts
+
+
+def test_restatements_apart_reaches_the_cpt_rows(root):
+    out = root / "data" / "cpt" / "demo_paper"
+
+    def fact_texts():
+        train, chunks = read_jsonl(out / "train.jsonl"), read_jsonl(out / "chunks.jsonl")
+        return [r["text"].split("\n\n") for r in train[len(chunks):]]
+
+    assert prepare("--replay", 0).returncode == 0
+    packed_in_order = fact_texts()
+    run = prepare("--replay", 0, "--force", "--restatements-apart")
+    assert run.returncode == 0, run.stderr
+    assert json.loads((out / "manifest.json").read_text())["args"]["restatements_apart"] is True
+    apart = fact_texts()
+    assert sorted(sum(apart, [])) == sorted(sum(packed_in_order, []))  # the same texts, packed otherwise
+    for fact in read_jsonl(out / "facts.jsonl"):
+        asked = [q for q in fact["questions"] if not fact["heldout"]]
+        for row in apart:  # a fact's statement and a question of it never share a row
+            assert not (fact["statement"] in row and any(t.startswith(q + "\n") for q in asked for t in row)), row
+
+
 def test_written_rephrasings_are_checked_and_go_into_the_cpt_text(root, tmp_path):
     """--rephrasings-file: the demo paper's file matches today's facts and passes the
     grounding check whole; a wrong number, a copy of the statement and a statement no
