@@ -125,7 +125,7 @@ OPENERS = {"in", "on", "at", "by", "under", "with", "after", "before", "since", 
            "while", "when", "as", "because", "if", "unlike", "though", "although", "however", "hence", "yet",
            "thus", "therefore", "also", "then", "later", "today", "each", "every", "for", "from", "through",
            "throughout", "across", "over", "within", "without", "upon", "once", "meanwhile", "initially", "finally",
-           "eventually", "besides", "according", "among", "between", "against", "towards", "toward", "near"}
+           "eventually", "besides", "according", "among", "between", "against", "towards", "toward", "near", "to"}
 PREPOSITIONS = {"in", "on", "at", "for", "with", "from", "during", "through", "across", "under", "over", "into",
                 "by", "to", "of", "about", "against", "among", "between", "near", "throughout", "within"}
 FINITE = re.compile(r"\b(?:is|are|was|were|has|have|had|be|been|which|that|who|whom|where)\b")
@@ -196,6 +196,7 @@ def _subject_before(text):
     asides skipped ('Vattenfall, the Swedish power company, ...'); None when it is not
     a name-like noun phrase (a pronoun, a clause, a list, too long)."""
     text = re.sub(r"\s*\([^()]*\)", "", text)  # 'Malm Town (, "Northern Hill town")'
+    text = re.split(r"[:;]\s", text)[-1]  # the clause the verb is in
     parts = [p.strip() for p in text.rstrip(" ,").split(", ")]
     fronted = False
     while parts and _is_opener(parts[0]):
