@@ -32,6 +32,8 @@ acronym and table cell of the text becomes a fact with its source sentence, page
 questions (facts.jsonl). A seeded --heldout-fraction of the source sentences is held
 out: their facts get no question in any training row (stage 30 asks them as
 `heldout_fact`); sentences whose facts the golden pairs (--golden) state stay trained.
+--relations adds subject-relation-object facts (owns, is located in, was founded by,
+succeeded, is part of, led to, 'X, the mayor of Y, ...'), asked both ways (off by default).
 CPT also reads --rephrasings K restatements of every fact (subject named in full,
 shuffled) and --qa-in-cpt question/answer pairs of each trained fact, as plain text.
 The K are the statement, then up to 3 rewrites in other sentence structures (from a
@@ -88,6 +90,10 @@ def build_parser():
     p.add_argument("--heldout-fraction", default=0.35, type=FRACTION,
                    help="share of the fact sentences whose facts no training question asks, for stage 30's "
                         "heldout_fact")
+    p.add_argument("--relations", action="store_true", default=False,
+                   help="also find subject-relation-object facts in sentences ('X founded Y', 'X is located in Y', "
+                        "'X, the mayor of Y, ...'), each asked for its object and for its subject; off until measured "
+                        "on seeds")
     p.add_argument("--rephrasings", default=5, type=int,
                    help="restatements of each fact added to the CPT text (K): the statement, a capable model's "
                         "rewrites, the rules' other sentence structures (passive, a phrase fronted, ...), then "

@@ -125,10 +125,11 @@ def pack_apart(count_tokens, items, max_tokens):
     return rows
 
 
-def fact_inventory(docs, chunks, golden_answers, heldout_fraction, seed):
+def fact_inventory(docs, chunks, golden_answers, heldout_fraction, seed, relations=False):
     """(facts, the document's name) of cleaned documents [(path, CleanDocument)]: each
     fact with the chunk that holds its sentence, and the seeded held-out split that
-    spares the facts that the golden answers state."""
+    spares the facts that the golden answers state. `relations`: also the
+    subject-relation-object facts (stage 10's --relations)."""
     from omnilm.qa_mining import context_name
 
     context = context_name(chunks)
@@ -136,7 +137,7 @@ def fact_inventory(docs, chunks, golden_answers, heldout_fraction, seed):
     for path, doc in docs:
         paragraphs = [(p.text, p.pages, p.is_heading) for p in doc.paragraphs]
         mine = [c for c in chunks if c.get("source") == path.name]
-        for f in extract_facts(paragraphs, context, find_acronyms(doc.text)):
+        for f in extract_facts(paragraphs, context, find_acronyms(doc.text), relations=relations):
             facts.append(dict(f, id=f"{path.stem}-{f['id']}", group=f"{path.stem}-{f['group']}", file=path.name,
                               chunk_id=chunk_of(f, mine)))
     return split_heldout(facts, heldout_fraction, seed, golden_answers), context

@@ -13,6 +13,7 @@ import re
 from omnilm.fact_rules import (GENERIC_CUES, HANGUL, Resolver, definition_facts, parse_table, quantity_facts,
                                restructured, subject_of, table_facts)
 from omnilm.qa_filters import content_words, split_sentences
+from omnilm.relation_facts import relation_facts
 from omnilm.qa_mining import find_acronyms
 from omnilm.scoring import normalize, score_answer
 
@@ -20,10 +21,12 @@ FACTS_FILE = "facts.jsonl"
 HELDOUT_QUESTIONS_FILE = "heldout_questions.jsonl"
 
 
-def extract_facts(paragraphs, context, acronyms):
+def extract_facts(paragraphs, context, acronyms, relations=False):
     """The facts of a document: paragraphs is [(text, page_of(start, end), is_heading)].
     Returns facts with id, kind, answer, accept, subject, statement, questions, source,
-    page, group (the source sentence's id; held-out splits work on it)."""
+    page, group (the source sentence's id; held-out splits work on it). `relations`
+    adds the subject-relation-object facts of omnilm.relation_facts (off by default:
+    the recipe's figures were measured without them)."""
     facts, resolver, n_sentence, i = [], Resolver(context), 0, 0
     texts = [t for t, _, _ in paragraphs]
     while i < len(paragraphs):
@@ -48,6 +51,8 @@ def extract_facts(paragraphs, context, acronyms):
             hint = subject_of(resolved)
             found = definition_facts(resolved, acronyms, context) + \
                 quantity_facts(resolved, hint[0] if hint else None, context)
+            if relations:
+                found += relation_facts(resolved, found)
             for f in found:
                 facts.append(dict(f, sentence=sentence, page=pages[0] if pages else None, group=f"s{n_sentence:03d}"))
             n_sentence += 1

@@ -209,7 +209,9 @@ def prepare_document(args):
         train_idx = list(range(len(chunks)))
     golden_path = optional_file(args.golden)
     golden = [g["answer"] for g in load_golden(golden_path)] if golden_path and golden_path.is_file() else []
-    facts, context = fact_inventory(docs, chunks, golden, args.heldout_fraction, args.seed)
+    # getattr: a caller's namespace from before --relations existed reads as off
+    facts, context = fact_inventory(docs, chunks, golden, args.heldout_fraction, args.seed,
+                                    relations=getattr(args, "relations", False))
     per_fact = args.rephrasings - 1  # the statement is the first of the K; rewrites may fill the rest
     if written_rows is not None:
         rephrased = _attach(facts, *written_rephrasings(written_rows, facts, per_fact), source=display(written))
