@@ -14,9 +14,9 @@ its answer, completed as plain text without the chat template) and `control` (br
 general knowledge, to see forgetting; its answers also give the bleed, omnilm.verdict).
 Only the hand-written kinds get the reference answer's NLL: the generated ones are
 many, and their verdict is what counts. The `open_book`
-run asks the first stage's model, without adapter, each question that carries
-its source `passage` with the passage in the prompt: the upper bound, telling a
-missing fact from a model too small to answer."""
+run asks the first stage's model, without adapter, each untrained question that
+carries its source `passage` with the passage in the prompt: the upper bound, telling
+a missing fact from a model too small to answer."""
 import re
 import time
 from pathlib import Path
