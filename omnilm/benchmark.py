@@ -27,7 +27,7 @@ def read_text(path):
     if not path.is_file():
         raise UserError(f"text file {display(path)} does not exist")
     if path.suffix == ".jsonl":
-        def bad_line(n):
+        def bad_line(n, _=None):
             return f"{display(path)} line {n} is not a JSON object with a \"text\" field"
 
         texts = []

@@ -47,7 +47,7 @@ def load_questions(path):
     if not path.is_file():
         raise UserError(f"questions file {path} does not exist")
     questions = []
-    for n, q in json_lines(path, lambda n: f"{path} line {n} is not valid JSON"):
+    for n, q in json_lines(path, lambda n, _: f"{path} line {n} is not valid JSON"):
         missing = [k for k in ("question", "reference", "key_facts", "kind") if k not in q]
         if not missing and q["kind"] == "domain":  # the old name of `trained`: older files keep working
             q["kind"] = "trained"

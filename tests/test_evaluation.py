@@ -128,6 +128,13 @@ def test_loader_reads_every_kind_and_the_old_domain_name(tmp_path):
     good = tmp_path / "q.jsonl"
     good.write_text("\n".join(_question(k, str(i)) for i, k in enumerate((*KINDS, "domain"))) + "\n")
     assert [q["kind"] for q in load_questions(good)] == [*KINDS, "trained"]
+    # a line separator inside a string, as write_jsonl keeps it raw, is not a line end
+    from omnilm.jsonl import read_jsonl, write_jsonl
+
+    row = dict(json.loads(_question("reader", "s")), question="First line\u2028second line?")
+    write_jsonl(tmp_path / "sep.jsonl", [row])
+    assert [q["question"] for q in load_questions(tmp_path / "sep.jsonl")] == [row["question"]]
+    assert read_jsonl(tmp_path / "sep.jsonl") == [row]
     bad = tmp_path / "bad.jsonl"
     bad.write_text(_question("trained") + "\n" + _question("held_out") + "\n")
     with pytest.raises(UserError, match=f"{bad} line 2 needs .*trained/heldout_fact/paraphrase/reader/independent/cloze/control"):
