@@ -28,7 +28,7 @@ from benchmarks.harness import machine_line, results_folder, write_results_manif
 from omnilm.atomic import write_text_atomic  # noqa: E402
 from omnilm.benchmark import peak_rss_bytes  # noqa: E402
 from omnilm.config import make_parser  # noqa: E402
-from omnilm.errors import run_main  # noqa: E402
+from omnilm.errors import UserError, run_main  # noqa: E402
 from omnilm.paths import display  # noqa: E402
 from omnilm.safetensors_io import write_shard  # noqa: E402
 
@@ -94,7 +94,8 @@ def main():
     p = make_parser(__doc__)
     p.add_argument("--layers", type=int, default=10, help="text layers of the synthetic model (10 = ~2.3 GB)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--workdir", help="where to build the checkpoint (default: a temp folder)")
+    p.add_argument("--workdir", help="a new or empty folder to build the checkpoint in, deleted at the end "
+                   "(default: a temp folder)")
     p.add_argument("--output", help="results folder (default results/extract_bench)")
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -102,8 +103,11 @@ def main():
         return child(*args.child)
     out_dir = results_folder("extract_bench", args.output)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="extract-bench-"))
+    if args.workdir and work.exists() and (not work.is_dir() or any(work.iterdir())):
+        # the benchmark deletes its work folder when done: never one that holds someone's files
+        raise UserError(f"--workdir {display(work)} must be a new or empty folder: it is deleted when the run ends")
+    work.mkdir(parents=True, exist_ok=True)
     src = work / "omni"
-    shutil.rmtree(src, ignore_errors=True)  # a --workdir's checkpoint from an earlier run
     lm_bytes = make_checkpoint(src, args.layers)
     runs = {"plain copy": [], "extract float32": [], "extract bfloat16": []}
     peaks = {"extract float32": [], "extract bfloat16": []}

@@ -60,3 +60,17 @@ def test_the_manifest_says_what_wrote_the_folder_and_a_rerun_may_write_there_aga
     assert manifest["metrics"] == {"ratio": 0.5} and manifest["machine_line"] == harness.machine_line()
     assert "command" in manifest and "commit" in manifest
     assert harness.results_folder("some_bench") == folder  # its own folder is no stage's
+
+
+def test_extract_bench_never_takes_a_workdir_that_holds_files(tmp_path):
+    """Its work folder is deleted when the run ends: a --workdir of someone's files is refused, untouched."""
+    import subprocess
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "extract_bench.py"), "--workdir", str(mine),
+                          "--layers", "1", "--repeats", "1", "--output", str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "must be a new or empty folder" in run.stderr
+    assert (mine / "notes.txt").read_text() == "keep me" and not (tmp_path / "out").exists()
